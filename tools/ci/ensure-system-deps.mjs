@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The tests and benchmarks check this project against real producers: Debian's dtc,
-// fdtget, python3-libfdt and libfdt-dev (a C harness). Install them when missing and we
+// fdtget, python3-libfdt and libfdt-dev (a C harness), and read zstd-compressed golden images. Install them when missing and we
 // are allowed to (root with apt-get); otherwise say exactly what is missing and stop.
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -10,6 +10,9 @@ const needs = [
   { pkg: "python3-libfdt", present: () => spawnSync("/usr/bin/python3", ["-c", "import libfdt"]).status === 0 },
   { pkg: "libfdt-dev", present: () => existsSync("/usr/include/libfdt.h") },
   { pkg: "gcc", present: () => has("cc") },
+  // The real-kernel golden images are zstd-compressed; readelf checks the ELF cores.
+  { pkg: "zstd", present: () => has("zstd") },
+  { pkg: "binutils", present: () => has("readelf") },
 ];
 
 function has(cmd) {
