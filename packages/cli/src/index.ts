@@ -4,4 +4,4 @@
  * @packageDocumentation
  */
 export { run } from "./main.js";
-export type { RunIO } from "./main.js";
+export type { RunIO } from "./io.js";

@@ -1,18 +1,63 @@
-/** Command dispatch for `luo`. */
+/**
+ * `luo`: command dispatch. Each command group lives in `commands/<group>.ts` and gets the
+ * arguments after its name; exit codes are the command's (0 ok, 1 "the answer is no",
+ * 2 usage or I/O error).
+ */
+import { fdtCommand } from "./commands/fdt.js";
+import { UsageError, type RunIO } from "./io.js";
 
-/** Where a command writes; injectable so tests can capture output. */
-export interface RunIO {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-}
+export type { RunIO } from "./io.js";
+
+const VERSION = "0.1.0";
+
+const HELP = `luo: model, run and inspect Linux live updates (LUO, KHO, FDT)
+
+usage: luo <command> [args]
+
+commands:
+  fdt check FILE [--mode libfdt|strict] [--json]   validate a device tree blob
+  fdt convert FILE -o OUT [--layout dtc|sw|packed] re-encode in a writer's byte layout
+  fdt dump FILE [--offsets] [--json]               print the tree as dts (or JSON)
+
+  luo <command> --help   help for one command
+  luo --version
+`;
 
 const defaultIO: RunIO = {
   stdout: (t) => process.stdout.write(t),
   stderr: (t) => process.stderr.write(t),
+  isTTY: process.stdout.isTTY,
 };
 
 /** Run `luo` with `argv` (without the program name); resolves to the exit code. */
-export function run(argv: readonly string[], io: RunIO = defaultIO): Promise<number> {
-  io.stdout(`luo ${argv.join(" ")}\n`);
-  return Promise.resolve(0);
+export async function run(argv: readonly string[], io: RunIO = defaultIO): Promise<number> {
+  try {
+    return await dispatch(argv, io);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.stderr(`luo: ${e.message}\n${e.help ? `\n${e.help}` : ""}`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+function dispatch(argv: readonly string[], io: RunIO): number | Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      io.stdout(HELP);
+      return command === undefined ? 2 : 0;
+    case "--version":
+    case "-V":
+      io.stdout(`luo ${VERSION}\n`);
+      return 0;
+    case "fdt":
+      return fdtCommand(rest, io);
+    default:
+      throw new UsageError(`unknown command '${command}'`, HELP);
+  }
 }
