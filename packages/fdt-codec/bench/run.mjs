@@ -218,6 +218,7 @@ async function main() {
   const groups = [];
   if (options.blobs.length > 0) {
     for (const b of usable) groups.push({ key: `blob${groups.length}`, title: b.label, blobs: [b] });
+    if (groups.length === 0) throw new Error("none of the blobs given is accepted by both libfdt and the TS codec");
   } else {
     const bySize = [...usable].sort((x, y) => x.size - y.size || (x.path < y.path ? -1 : 1));
     if (bySize.length === 0) throw new Error("no blob both libfdt and the TS codec accept");
@@ -300,6 +301,15 @@ async function main() {
       os: `${platform()} ${release()}`,
     },
     config: { targetMs: options.targetMs, reps: options.reps, warmupMs: options.warmupMs, statistic: "median ns per operation" },
+    groups: groups.map((g) => ({
+      key: g.key,
+      title: g.title,
+      blobs: g.blobs.length,
+      bytes: g.blobs.reduce((sum, b) => sum + b.size, 0),
+      nodes: g.blobs.reduce((sum, b) => sum + b.nodes, 0),
+      properties: g.blobs.reduce((sum, b) => sum + b.props, 0),
+      paths: g.blobs.length === 1 ? [g.blobs[0].path] : undefined,
+    })),
     rows,
     correctness: {
       blobsProbed: paths.length,
@@ -418,14 +428,15 @@ function printTable(report) {
   out.push("");
   const misses = report.rows.filter((/** @type {any} */ r) => r.pass === false);
   const notMeasured = report.rows.filter((/** @type {any} */ r) => r.pass === null);
-  if (notMeasured.length > 0) out.push(`NOT MEASURED (not in dist/ yet: ${report.correctness.missingExports.join(", ")}): ${notMeasured.length} row(s)`);
-  if (misses.length === 0) out.push(notMeasured.length > 0 ? "every measured row met its target" : "all targets met");
+  const li = md ? "- " : ""; // markdown list item
+  if (notMeasured.length > 0) out.push(`${li}NOT MEASURED (not in dist/ yet: ${report.correctness.missingExports.join(", ")}): ${notMeasured.length} row(s)`);
+  if (misses.length === 0) out.push(li + (notMeasured.length > 0 ? "every measured row met its target" : "all targets met"));
   else
     for (const r of misses)
-      out.push(`MISSED TARGET: (${r.row}) ${r.what} on ${r.blob}: ${r.ratio.toFixed(2)}x C, target <= ${r.target.toFixed(1)}x`);
+      out.push(`${li}MISSED TARGET: (${r.row}) ${r.what} on ${r.blob}: ${r.ratio.toFixed(2)}x C, target <= ${r.target.toFixed(1)}x`);
   const k = report.correctness;
   out.push(
-    `correctness: ${k.blobsProbed} blobs probed, ${k.libfdtAccepted} accepted by libfdt, ${k.timed} timed; ` +
+    `${li}correctness: ${k.blobsProbed} blobs probed, ${k.libfdtAccepted} accepted by libfdt, ${k.timed} timed; ` +
       `checkLibfdt verdict mismatches: ${k.checkVerdictMismatches?.length ?? "n/a"}; ` +
       `sequential-write byte mismatches: ${k.sequentialWriteByteMismatches?.length ?? "n/a"}; TS failures: ${k.excluded.length}; ` +
       `decodeTree + encodeDtc identical to the input: ${k.dtcEncodeIdenticalToInput ?? "n/a"} of ${k.timed}`,
@@ -438,7 +449,7 @@ function printTable(report) {
   some((k.checkVerdictMismatches ?? []).map((/** @type {any} */ v) => `verdict mismatch: ${v.blob}: libfdt ${v.c}, checkLibfdt ${v.ts}`));
   some((k.sequentialWriteByteMismatches ?? []).map((/** @type {string} */ b) => `sequential-write bytes differ from libfdt: ${b}`));
   some(k.excluded.map((/** @type {any} */ x) => `TS failure (not timed): ${x.blob}: ${x.errors.join("; ")}`));
-  out.push(`(${report.seconds} s)`);
+  out.push(`${li}(${report.seconds} s)`);
   process.stdout.write(out.join("\n") + "\n");
 }
 
