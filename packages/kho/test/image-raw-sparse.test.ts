@@ -121,7 +121,7 @@ describe("SparsePagesImage (KHOSPRS1)", () => {
     try {
       expect(img.ranges).toHaveLength(5000);
       expect(img.read(2 * 4321 * PAGE_SIZE + 5, 1)[0]).toBe(4321 & 0xff);
-      expect(ms).toBeLessThan(500);
+      expect(ms).toBeLessThan(2000); // hang guard: one pass over headers takes a few ms
     } finally {
       img.close();
     }

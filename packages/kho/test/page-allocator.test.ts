@@ -217,7 +217,7 @@ describe("PageAllocator", () => {
     const a = new PageAllocator(memory, { scratch: [{ start: 1000 * GiB, size: GiB }] });
     const phys: number[] = [];
     for (let i = 0; i < 1000; i++) phys.push(a.allocFolio(i % (MAX_PAGE_ORDER + 1)));
-    expect(performance.now() - t0).toBeLessThan(500);
+    expect(performance.now() - t0).toBeLessThan(2000); // hang guard: per-page state would take minutes
     expect(a.managedPages).toBe((1024 - 1) * 2 ** 18 - 1);
     expect(memory.dataPageCount).toBe(0);
     for (let i = 0; i < phys.length; i++) a.freeFolio(phys[i]!, i % (MAX_PAGE_ORDER + 1));

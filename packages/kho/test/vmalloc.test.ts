@@ -332,7 +332,7 @@ describe("kho_vmalloc hostile images: a typed error each, and nothing changes", 
     const heapBefore = process.memoryUsage().arrayBuffers;
     expectFormatError(() => restoreVmalloc(img.next, d), "too-few-pages");
     expect(process.memoryUsage().arrayBuffers - heapBefore).toBeLessThan(64 << 20);
-    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(performance.now() - t0).toBeLessThan(3000); // hang guard
   });
 });
 

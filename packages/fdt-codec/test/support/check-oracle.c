@@ -112,32 +112,10 @@ static int run_check(void)
 	return fflush(stdout) == 0 ? 0 : 2;
 }
 
-static int run_bench(const char *path, long iterations)
-{
-	size_t size = 0;
-	void *blob = read_blob(path, &size);
-	if (!blob || iterations <= 0)
-		return 2;
-	volatile int sink = 0;
-	for (long i = 0; i < iterations / 10 + 1; i++)
-		sink += fdt_check_full(blob, size);
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (long i = 0; i < iterations; i++)
-		sink += fdt_check_full(blob, size);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	double ns = (double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec);
-	printf("%.1f %d\n", ns / (double)iterations, sink);
-	free(blob);
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "check") == 0)
 		return run_check();
-	if (argc >= 4 && strcmp(argv[1], "bench") == 0)
-		return run_bench(argv[2], strtol(argv[3], NULL, 10));
-	fprintf(stderr, "usage: %s check < paths | %s bench FILE N\n", argv[0], argv[0]);
+	fprintf(stderr, "usage: %s check < paths\n", argv[0]);
 	return 2;
 }

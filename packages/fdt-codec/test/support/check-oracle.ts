@@ -65,9 +65,3 @@ export function runCheckOracleOnBlobs(blobs: readonly Uint8Array[]): OracleVerdi
     rmSync(dir, { recursive: true, force: true });
   }
 }
-
-/** Mean nanoseconds per `fdt_check_full` call on `path`, over `iterations` calls. */
-export function benchCheckOracle(path: string, iterations: number): number {
-  const out = execFileSync(checkOracleBinary(), ["bench", path, String(iterations)], { encoding: "utf8" });
-  return Number(out.trim().split(/\s+/)[0]);
-}
