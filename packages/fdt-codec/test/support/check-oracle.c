@@ -10,8 +10,6 @@
  *                                 takes ~0.2 ms; 1.6.1 loops forever on a property whose
  *                                 length wraps the offset back onto its own tag), or `crash`
  *                                 on SIGSEGV/SIGBUS.
- *   check-oracle bench FILE N     runs fdt_check_full N times on FILE and prints the mean
- *                                 nanoseconds per call.
  *
  * Blobs are copied into a zeroed, 8-aligned buffer at least HEADER_PAD bytes long plus
  * TAIL_PAD zero bytes: libfdt reads header fields past a short bufsize, and a property's
