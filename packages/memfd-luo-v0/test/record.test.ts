@@ -418,7 +418,8 @@ describe("the non-consuming decoder", () => {
       expectSameFolios(decodeMemfdV0(next.memory, preserved.fdtPhys, { stamps: numberToo }), m, next);
       const victim = m.folios.pfn(3) * PAGE_SIZE;
       const missing = (phys: number): number => (phys === victim ? -1 : (next.incoming.stampOf(phys)?.order ?? -1));
-      expect(() => decodeMemfdV0(next.memory, preserved.fdtPhys, { stamps: { stampOf: objectOnly.stampOf, stampOrderOf: missing } })).toThrow(
+      const missingOne = { stampOf: objectOnly.stampOf, stampOrderOf: missing };
+      expect(() => decodeMemfdV0(next.memory, preserved.fdtPhys, { stamps: missingOne })).toThrow(
         expect.objectContaining({ rule: "folio-not-preserved", errno: "EIO" }),
       );
     } finally {
