@@ -21,9 +21,10 @@ import { CALL_BEGIN_NODE, CALL_END_NODE } from "./calls.mjs";
 
 /**
  * @param {string} distDir
+ * @param {string} [label] how `source` names distDir (default "dist")
  * @returns {Promise<Codec>}
  */
-export async function loadCodec(distDir) {
+export async function loadCodec(distDir, label = "dist") {
   /** @type {Record<string, any>} */
   const found = {};
   /** @type {Set<string>} */
@@ -34,7 +35,7 @@ export async function loadCodec(distDir) {
     try {
       return await import(pathToFileURL(path).href);
     } catch (e) {
-      process.stderr.write(`bench: cannot import dist/${file}: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.stderr.write(`bench: cannot import ${label}/${file}: ${e instanceof Error ? e.message : String(e)}\n`);
       return {};
     }
   };
@@ -52,13 +53,13 @@ export async function loadCodec(distDir) {
   for (const [name, file] of Object.entries(wanted)) {
     if (index[name] !== undefined) {
       found[name] = index[name];
-      sources.add("dist/index.js");
+      sources.add(`${label}/index.js`);
       continue;
     }
     const mod = await load(file);
     if (mod[name] !== undefined) {
       found[name] = mod[name];
-      sources.add(`dist/${file}`);
+      sources.add(`${label}/${file}`);
     } else missing.push(name);
   }
   const { Fdt, checkLibfdt, FdtSequentialWriter, decodeTree, encodeDtc, libfdtReturnValue } = found;

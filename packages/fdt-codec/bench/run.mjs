@@ -2,7 +2,11 @@
 // `pnpm bench` for @liveupdate/fdt-codec: the TypeScript codec against Debian's libfdt (C) on
 // the same blobs.
 //
-//   node bench/run.mjs [--json | --markdown] [--target-ms N] [--reps R] [--warmup-ms N] [--rebuild] [blob.dtb...]
+//   node bench/run.mjs [--json | --markdown] [--target-ms N] [--reps R] [--warmup-ms N] [--rebuild] [--dist DIR] [blob.dtb...]
+//
+// --dist DIR times the codec built in DIR (tsc output, like dist/) instead of dist/, without
+// rebuilding anything: e.g. a build of an older commit, to compare before and after under
+// the same machine load (run the two alternately).
 //
 // Without blob arguments it measures three groups from the golden corpus (read in place from
 // <repo>/../shared/golden/dtb, never copied): the largest dtb, the median-size dtb, and every
@@ -35,7 +39,17 @@ const cacheDir = join(pkgDir, "node_modules", ".cache", "fdt-bench");
 
 // ---- arguments ------------------------------------------------------------------------------
 
-const options = { json: false, markdown: false, targetMs: 150, reps: 5, warmupMs: 200, rebuild: false, blobs: /** @type {string[]} */ ([]) };
+const options = {
+  json: false,
+  markdown: false,
+  targetMs: 150,
+  reps: 5,
+  warmupMs: 200,
+  rebuild: false,
+  /** @type {string | null} */
+  dist: null,
+  blobs: /** @type {string[]} */ ([]),
+};
 {
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i++) {
@@ -51,6 +65,10 @@ const options = { json: false, markdown: false, targetMs: 150, reps: 5, warmupMs
     else if (a === "--reps") options.reps = Math.round(value());
     else if (a === "--warmup-ms") options.warmupMs = value();
     else if (a === "--rebuild") options.rebuild = true;
+    else if (a === "--dist") {
+      if (i + 1 >= argv.length) usage("--dist needs a directory");
+      options.dist = resolve(argv[++i]);
+    }
     else if (a === "--help" || a === "-h") usage(null);
     else if (a.startsWith("--")) usage(`unknown option ${a}`);
     else options.blobs.push(resolve(a));
@@ -60,7 +78,7 @@ const options = { json: false, markdown: false, targetMs: 150, reps: 5, warmupMs
 /** @param {string | null} error */
 function usage(error) {
   const text =
-    "usage: node bench/run.mjs [--json | --markdown] [--target-ms N] [--reps R] [--warmup-ms N] [--rebuild] [blob.dtb...]\n";
+    "usage: node bench/run.mjs [--json | --markdown] [--target-ms N] [--reps R] [--warmup-ms N] [--rebuild] [--dist DIR] [blob.dtb...]\n";
   if (error) {
     process.stderr.write(`bench: ${error}\n${text}`);
     process.exit(2);
@@ -123,10 +141,11 @@ function label(/** @type {string} */ path) {
 
 async function main() {
   const started = Date.now();
-  ensureDist();
+  if (options.dist === null) ensureDist();
+  else if (!existsSync(options.dist)) throw new Error(`--dist: ${options.dist} does not exist`);
   const binary = buildHarness(pkgDir, { force: options.rebuild, log });
   const { loadCodec } = await import("./codec.mjs");
-  const codec = await loadCodec(join(pkgDir, "dist"));
+  const codec = await loadCodec(options.dist ?? join(pkgDir, "dist"), options.dist === null ? "dist" : relative(process.cwd(), options.dist) || ".");
 
   let paths = options.blobs;
   if (paths.length === 0) {
@@ -300,7 +319,13 @@ async function main() {
       cores: cpus().length,
       os: `${platform()} ${release()}`,
     },
-    config: { targetMs: options.targetMs, reps: options.reps, warmupMs: options.warmupMs, statistic: "median ns per operation" },
+    config: {
+      targetMs: options.targetMs,
+      reps: options.reps,
+      warmupMs: options.warmupMs,
+      statistic: "median ns per operation",
+      codec: codec.source,
+    },
     groups: groups.map((g) => ({
       key: g.key,
       title: g.title,
@@ -420,7 +445,8 @@ function printTable(report) {
   const br = md ? "  " : ""; // markdown line break
   out.push(`@liveupdate/fdt-codec vs libfdt ${m.libfdt ?? "?"} (C, ${m.cc ?? "cc ?"} -O2)${br}`);
   out.push(`node ${m.node}, ${m.cpu} x${m.cores}, ${m.os}${br}`);
-  out.push(`median of ${report.config.reps} samples of ~${report.config.targetMs} ms; us per operation (corpus: one pass over every blob)`);
+  out.push(`median of ${report.config.reps} samples of ~${report.config.targetMs} ms; us per operation (corpus: one pass over every blob)${br}`);
+  out.push(`TS side: ${report.config.codec}`);
   out.push("");
   out.push(fmt(header));
   out.push(rule);

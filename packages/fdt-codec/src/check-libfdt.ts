@@ -52,10 +52,13 @@
  * the end of the buffer read as zero here.
  *
  * Speed: one pass, u32 reads by byte arithmetic, no allocation unless a problem is
- * reported. libfdt rescans a property name for its NUL at every use; so does this check,
- * until the total scanned exceeds a budget proportional to the input (a hostile blob with
- * many names pointing into one long string), after which it answers from a next-NUL
- * table built once, keeping the worst case linear.
+ * reported (or the memo below has to grow, up to its cap). libfdt rescans a property name
+ * for its NUL at every use; this check scans a `nameoff` once per call and remembers it (a
+ * stamp per `nameoff` in a module-level array, so nothing is cleared between calls;
+ * `nameoff`s past the array's cap are rescanned). The
+ * scanning is bounded by a budget proportional to the input (a hostile blob with many names
+ * pointing into one long string), after which it answers from a next-NUL table built once,
+ * keeping the worst case linear.
  */
 import { singleProblemReport, FDT_VALID_REPORT, type FdtCheckReport } from "./check-report.js";
 import {
@@ -86,6 +89,18 @@ const LIBFDT_LAST_VERSION = 17;
 /** Size of the v1 header, the least `fdt_check_full` needs before reading anything. */
 const V1_HEADER_SIZE = 28;
 const SLASH = 0x2f;
+
+/** `nameoff`s below this are remembered once proven (the memo never grows past it). */
+const NAME_MEMO_CAP = 1 << 16;
+/**
+ * `nameMemo[nameoff] === nameStamp`: the name at `nameoff` has been proven NUL-terminated in
+ * the current call. Each call takes a new stamp, so entries of other calls never match (not
+ * even those of a re-entrant call). 31-bit stamps: the memo is cleared once every 2^31 - 1
+ * calls, which keeps that path out of the optimised code (a path taken every few hundred
+ * calls, never seen when the function was compiled, throws the compiled code away each time).
+ */
+let nameMemo = new Int32Array(0);
+let nameStamp = 0;
 
 /** Big-endian u32 at `i`; the caller has checked `i + 4 <= b.length`. */
 function u32(b: Uint8Array, i: number): number {
@@ -195,6 +210,15 @@ export function checkLibfdt(bytes: Uint8Array): FdtCheckReport {
   // String-scan budget before switching to the next-NUL table (see the file comment).
   let scanBudget = 8 * size + 65536;
   let nextNul: Int32Array | null = null;
+  // Every nameoff is below totalsize - offStrings (checked before use).
+  const memoSpan = Math.min(totalsize - offStrings, NAME_MEMO_CAP);
+  if (nameMemo.length < memoSpan) nameMemo = new Int32Array(Math.max(memoSpan, Math.min(2 * nameMemo.length, NAME_MEMO_CAP)));
+  if (nameStamp === 0x7fffffff) {
+    nameMemo.fill(0);
+    nameStamp = 0;
+  }
+  const memo = nameMemo;
+  const stamp = ++nameStamp;
   let depth = 0;
   let expectEnd = false;
   let p = offStruct;
@@ -244,18 +268,21 @@ export function checkLibfdt(bytes: Uint8Array): FdtCheckReport {
       if (abs >= totalsize || nameoff > 0x7fffffff || (isV17 && nameoff >= sizeStrings)) {
         return singleProblemReport("FDT_ERR_BADOFFSET", p + 8, "strings.nameoff", `property nameoff ${nameoff} is outside the strings block (size ${sizeStrings})`);
       }
-      let nul: number;
-      if (nextNul === null) {
-        nul = abs;
-        while (nul < stringsEnd && b[nul] !== 0) nul++;
-        scanBudget -= nul - abs;
-        if (scanBudget < 0) nextNul = buildNextNulTable(b, offStrings, totalsize);
-      } else {
-        nul = nextNul[abs - offStrings]!;
-        if (nul < 0) nul = stringsEnd;
-      }
-      if (nul >= stringsEnd) {
-        return singleProblemReport("FDT_ERR_TRUNCATED", abs, "strings.unterminated", `property name at ${abs} has no NUL before the strings block end ${stringsEnd}`);
+      if (nameoff >= memoSpan || memo[nameoff] !== stamp) {
+        let nul: number;
+        if (nextNul === null) {
+          nul = abs;
+          while (nul < stringsEnd && b[nul] !== 0) nul++;
+          scanBudget -= nul - abs;
+          if (scanBudget < 0) nextNul = buildNextNulTable(b, offStrings, totalsize);
+        } else {
+          nul = nextNul[abs - offStrings]!;
+          if (nul < 0) nul = stringsEnd;
+        }
+        if (nul >= stringsEnd) {
+          return singleProblemReport("FDT_ERR_TRUNCATED", abs, "strings.unterminated", `property name at ${abs} has no NUL before the strings block end ${stringsEnd}`);
+        }
+        if (nameoff < memoSpan) memo[nameoff] = stamp;
       }
       if (span === 0) {
         return singleProblemReport("FDT_ERR_BADSTRUCTURE", p + 4, "struct.prop-length-wraps", `property length ${hex(u32(b, p + 4))} wraps the offset back onto its own tag (libfdt 1.6.1 loops forever)`);

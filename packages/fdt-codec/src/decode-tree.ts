@@ -1,11 +1,13 @@
 /**
- * `decodeTree`: a blob to the plain {@link FdtTree} model in one call, through the indexed
- * reader ({@link Fdt}). For dtc's own reading of a blob (its reserve-map rule, its
- * refusals, its name-property clean-up) see `toDtcLayout` / `readDtcTree`.
+ * `decodeTree`: a blob to the plain {@link FdtTree} model in one call: what the indexed
+ * reader gives (`Fdt.from(bytes).toTree(options)`), from the same structure walk building
+ * the tree directly instead of the index (`readTree` in read.ts). For dtc's own reading of
+ * a blob (its reserve-map rule, its refusals, its name-property clean-up) see
+ * `toDtcLayout` / `readDtcTree`.
  *
  * @packageDocumentation
  */
-import { Fdt, type FdtToTreeOptions } from "./read.js";
+import { readTree, type FdtToTreeOptions } from "./read.js";
 import type { FdtTree } from "./tree.js";
 
 /**
@@ -14,5 +16,5 @@ import type { FdtTree } from "./tree.js";
  * node) is an error unless `options.outside` is `"drop"`. Throws `FdtError` only.
  */
 export function decodeTree(bytes: Uint8Array, options: FdtToTreeOptions = {}): FdtTree {
-  return Fdt.from(bytes).toTree(options);
+  return readTree(bytes, options);
 }

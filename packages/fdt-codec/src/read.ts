@@ -80,8 +80,9 @@
  *
  * ## Index layout
  *
- * Two interleaved `Int32Array`s grown geometrically, capped by what the block can hold (a
- * node takes at least 12 bytes: BEGIN_NODE, an empty name, END_NODE; a property at least 12):
+ * Two `Int32Array`s of fixed-size records, exactly `nodeCount` and `propertyCount` records
+ * long (a node takes at least 12 bytes: BEGIN_NODE, an empty name, END_NODE; a property at
+ * least 12, which bounds both by the block size):
  *
  * ```text
  *  node     [0] BEGIN_NODE offset  [1] name start  [2] name end (its NUL)  [3] parent
@@ -89,6 +90,17 @@
  *  property [0] PROP offset  [1] nameoff  [2] value offset  [3] value length
  *           [4] owner node   [5] next property of the same owner
  * ```
+ *
+ * Where the memory comes from (speed: on a blob of a few hundred bytes, a fresh backing
+ * store per array costs more than the whole walk):
+ * - the walk writes into scratch arrays kept by the module between calls (grown
+ *   geometrically as needed, capped by the block size; not kept once they pass
+ *   `SCRATCH_KEEP_INTS`); the scratch is taken for the walk and given back after it,
+ *   so a re-entrant call would get fresh arrays, never the ones in use;
+ * - the finished index is copied into storage of exactly its size: its own buffer when
+ *   large, else a slice carved from a shared pool block (as Node's `Buffer` pool does).
+ *   Slices are disjoint and never handed out twice, so no two `Fdt`s share index memory;
+ *   a block stays alive while an `Fdt` using it does.
  *
  * @packageDocumentation
  */
@@ -109,7 +121,15 @@ import {
   type FdtReserveEntry,
 } from "./layout.js";
 import type { FdtNode, FdtTree } from "./tree.js";
-import { decodeLatin1 } from "./wire/strings.js";
+import { decodeLatin1, decodeLatin1Interned } from "./wire/strings.js";
+
+// Tokens as module-local constants: the hot loops then compare against literals even where
+// a loader turns imports into property reads (vitest's module transform does).
+const BEGIN_NODE = FDT_BEGIN_NODE;
+const END_NODE = FDT_END_NODE;
+const PROP = FDT_PROP;
+const NOP = FDT_NOP;
+const END = FDT_END;
 
 /** Oldest version libfdt reads (`FDT_FIRST_SUPPORTED_VERSION`). */
 const FIRST_READABLE_VERSION = 2;
@@ -145,6 +165,23 @@ const P_LENGTH = 3;
 const P_OWNER = 4;
 const P_NEXT = 5;
 
+/** Property names are cached in an array indexed by nameoff up to this many bytes of strings. */
+const PROP_NAME_ARRAY_MAX = 1 << 16;
+/**
+ * Private values (see privateValue): in a structure block of at most OWN_VALUES_STRUCT_MAX
+ * bytes, a value of at most OWN_VALUE_MAX bytes gets its own array (V8 keeps those on its heap).
+ */
+const OWN_VALUE_MAX = 64;
+const OWN_VALUES_STRUCT_MAX = 2048;
+/** Up to this many bytes a copying loop beats a call that copies (`slice`, `set`). */
+const SMALL_COPY_MAX = 4;
+
+/** Pool blocks for small indexes: 16 KiB, handed out in disjoint slices of up to 4 KiB. */
+const INDEX_POOL_INTS = 4096;
+const INDEX_POOL_MAX_SLICE = 1024;
+/** Scratch arrays larger than this (in elements) are dropped after the walk, not kept. */
+const SCRATCH_KEEP_INTS = 1 << 16;
+
 function fail(code: FdtErrorCode, offset: number, rule: string, detail: string): never {
   throw new FdtError(code, offset, rule, detail);
 }
@@ -157,8 +194,9 @@ function u32(b: Uint8Array, o: number): number {
 export interface FdtToTreeOptions {
   /**
    * Give values as `subarray` views of the input bytes (the tree then aliases them).
-   * Default false: values are views of one private copy of the structure block, made
-   * once per call, so the tree never aliases the input.
+   * Default false: values are private copies, so the tree never aliases the input (views
+   * of one private copy of the structure block, made once per call; in a small block,
+   * small values are arrays of their own).
    */
   readonly shareValues?: boolean;
   /**
@@ -179,40 +217,49 @@ export interface FdtToTreeOptions {
  * results (never a write, never a read outside the index).
  */
 export class Fdt {
-  /** The bytes the index refers to (the whole buffer given to {@link Fdt.from}). */
-  readonly bytes: Uint8Array;
-  /** The header; fields a version does not have read as 0. */
-  readonly header: FdtHeader;
-  /** The root node: the first top-level node, or -1 when the structure block has none. */
-  readonly root: number;
-  /** Number of nodes (including any top-level node after the root). */
-  readonly nodeCount: number;
-  /** Number of properties (including orphans, see {@link Fdt.firstOrphanProperty}). */
-  readonly propertyCount: number;
-  /** First property that belongs to no node (before the root or after it), or -1. */
-  readonly firstOrphanProperty: number;
-  /** Absolute offset of the strings block (`off_dt_strings`); `nameoff`s count from here. */
-  readonly stringsStart: number;
-  /** Absolute end (exclusive) of the strings block per the header (totalsize before v3). */
-  readonly stringsEnd: number;
-  /** Absolute offset of the structure block (`off_dt_struct`); libfdt's offsets count from here. */
-  readonly structStart: number;
-  /** Absolute end (exclusive) of the structure block as walked: the limit, not where END was. */
-  readonly structEnd: number;
-  /** Number of reserve-map entries before the terminator. */
-  readonly reserveMapLength: number;
+  // Fields are `declare`d and set in the constructor, in one order: cheaper to construct than
+  // class-field definitions followed by assignments.
 
-  private readonly nodes: Int32Array;
-  private readonly props: Int32Array;
-  private nodeNames: (string | undefined)[] | undefined;
-  private readonly propNames = new Map<number, string>();
-  private phandles: Map<number, number> | undefined;
+  /** The bytes the index refers to (the whole buffer given to {@link Fdt.from}). */
+  declare readonly bytes: Uint8Array;
+  /** The header; fields a version does not have read as 0. */
+  declare readonly header: FdtHeader;
+  /** The root node: the first top-level node, or -1 when the structure block has none. */
+  declare readonly root: number;
+  /** Number of nodes (including any top-level node after the root). */
+  declare readonly nodeCount: number;
+  /** Number of properties (including orphans, see {@link Fdt.firstOrphanProperty}). */
+  declare readonly propertyCount: number;
+  /** First property that belongs to no node (before the root or after it), or -1. */
+  declare readonly firstOrphanProperty: number;
+  /** Absolute offset of the strings block (`off_dt_strings`); `nameoff`s count from here. */
+  declare readonly stringsStart: number;
+  /** Absolute end (exclusive) of the strings block per the header (totalsize before v3). */
+  declare readonly stringsEnd: number;
+  /** Absolute offset of the structure block (`off_dt_struct`); libfdt's offsets count from here. */
+  declare readonly structStart: number;
+  /** Absolute end (exclusive) of the structure block as walked: the limit, not where END was. */
+  declare readonly structEnd: number;
+  /** Number of reserve-map entries before the terminator. */
+  declare readonly reserveMapLength: number;
+
+  private declare readonly nodes: Int32Array;
+  private declare readonly props: Int32Array;
+  private declare nodeNames: (string | undefined)[] | undefined;
+  /**
+   * Property names by `nameoff`, made on first use: an array indexed by `nameoff` when the
+   * strings block is small (the common case; cheaper than a Map), else a Map.
+   */
+  private declare propNameArray: (string | undefined)[] | undefined;
+  private declare propNameMap: Map<number, string> | undefined;
+  private declare phandles: Map<number, number> | undefined;
 
   private constructor(
     bytes: Uint8Array,
     header: FdtHeader,
     index: StructIndex,
-    strings: { start: number; end: number },
+    stringsStart: number,
+    stringsEnd: number,
     reserveMapLength: number,
   ) {
     this.bytes = bytes;
@@ -225,9 +272,13 @@ export class Fdt {
     this.firstOrphanProperty = index.firstOrphan;
     this.structStart = index.start;
     this.structEnd = index.end;
-    this.stringsStart = strings.start;
-    this.stringsEnd = strings.end;
+    this.stringsStart = stringsStart;
+    this.stringsEnd = stringsEnd;
     this.reserveMapLength = reserveMapLength;
+    this.nodeNames = undefined;
+    this.propNameArray = undefined;
+    this.propNameMap = undefined;
+    this.phandles = undefined;
   }
 
   /**
@@ -240,13 +291,12 @@ export class Fdt {
     const total = header.totalsize;
     const reserveMapLength = countReserveEntries(bytes, header.offMemRsvmap, total);
     const structStart = header.offDtStruct;
-    const structEnd = header.version >= 17 ? structStart + header.sizeDtStruct : total;
+    const structEnd = structEndOf(header);
     const stringsStart = header.offDtStrings;
-    const stringsEnd = header.version >= 3 ? stringsStart + header.sizeDtStrings : total;
-    // libfdt bounds a name by size_dt_strings only from v17; before, by totalsize.
-    const nameLimit = header.version >= 17 ? stringsEnd : total;
-    const index = indexStruct(bytes, structStart, structEnd, stringsStart, nameLimit, header.version);
-    return new Fdt(bytes, header, index, { start: stringsStart, end: stringsEnd }, reserveMapLength);
+    const stringsEnd = stringsEndOf(header);
+    const nameLimit = nameLimitOf(header);
+    const index = indexStruct(bytes, structStart, structEnd, stringsStart, nameLimit, header.version, null)!;
+    return new Fdt(bytes, header, index, stringsStart, stringsEnd, reserveMapLength);
   }
 
   // ---- nodes -------------------------------------------------------------------------
@@ -351,12 +401,20 @@ export class Fdt {
   /** The property's name (Latin-1), cached per `nameoff`. */
   propertyName(p: number): string {
     const nameoff = this.props[p * PROP_STRIDE + P_NAMEOFF]!;
-    let name = this.propNames.get(nameoff);
+    let array = this.propNameArray;
+    if (array === undefined && this.propNameMap === undefined) {
+      // The walk checked every nameoff against this span (libfdt's name limit).
+      const span = nameLimitOf(this.header) - this.stringsStart;
+      if (span <= PROP_NAME_ARRAY_MAX) array = this.propNameArray = new Array<string | undefined>(span);
+      else this.propNameMap = new Map<number, string>();
+    }
+    let name = array !== undefined ? array[nameoff] : this.propNameMap!.get(nameoff);
     if (name === undefined) {
       const start = this.stringsStart + nameoff;
       // The NUL was found during indexing, so this search stays inside the strings block.
-      name = decodeLatin1(this.bytes, start, this.bytes.indexOf(0, start));
-      this.propNames.set(nameoff, name);
+      name = decodeLatin1Interned(this.bytes, start, this.bytes.indexOf(0, start));
+      if (array !== undefined) array[nameoff] = name;
+      else this.propNameMap!.set(nameoff, name);
     }
     return name;
   }
@@ -470,15 +528,7 @@ export class Fdt {
 
   /** The reserve map, terminator excluded (libfdt: the first entry of size 0 ends it). */
   reserveMap(): FdtReserveEntry[] {
-    const out: FdtReserveEntry[] = [];
-    const b = this.bytes;
-    for (let i = 0, o = this.header.offMemRsvmap; i < this.reserveMapLength; i++, o += FDT_RESERVE_ENTRY_SIZE) {
-      out.push({
-        address: (BigInt(u32(b, o)) << 32n) | BigInt(u32(b, o + 4)),
-        size: (BigInt(u32(b, o + 8)) << 32n) | BigInt(u32(b, o + 12)),
-      });
-    }
-    return out;
+    return readReserveMap(this.bytes, this.header.offMemRsvmap, this.reserveMapLength);
   }
 
   // ---- tree --------------------------------------------------------------------------
@@ -500,21 +550,19 @@ export class Fdt {
       const second = this.nextSibling(root);
       if (second >= 0) fail("FDT_ERR_BADSTRUCTURE", this.nodeOffset(second), "tree.second-root", "a second top-level node");
     }
-    // Values view either the input or ONE private copy of the structure block (cheaper
-    // than a copy per value, and the tree still does not alias the caller's bytes).
-    let source = this.bytes;
-    let shift = 0;
-    if (options.shareValues !== true) {
-      source = this.bytes.slice(this.structStart, this.structEnd);
-      shift = this.structStart;
-    }
+    // Values are views of the input (shareValues), else private (see privateValue): the
+    // tree never aliases the caller's bytes.
+    const share = options.shareValues === true;
+    const bytes = this.bytes;
+    const values = valueSource(bytes, this.structStart, this.structEnd);
     // Handles are in pre-order and a parent comes before its children, so one pass over
     // the nodes and one over the properties build the tree (no recursion, no stack).
     const count = this.nodeCount;
     const made = new Array<FdtNode | undefined>(count);
     const nodes = this.nodes;
     for (let n = root; n < count; n++) {
-      const parent = nodes[n * NODE_STRIDE + N_PARENT]!;
+      const base = n * NODE_STRIDE;
+      const parent = nodes[base + N_PARENT]!;
       if (n !== root && parent < 0) break; // a second top-level node: dropped
       const node: FdtNode = { name: this.nodeName(n), properties: [], children: [] };
       made[n] = node;
@@ -522,10 +570,14 @@ export class Fdt {
     }
     const props = this.props;
     for (let p = 0; p < this.propertyCount; p++) {
-      const owner = made[props[p * PROP_STRIDE + P_OWNER]!];
-      if (owner === undefined) continue; // orphan, or under a dropped top-level node
-      const start = props[p * PROP_STRIDE + P_VALUE]! - shift;
-      const value = source.subarray(start, start + props[p * PROP_STRIDE + P_LENGTH]!);
+      const base = p * PROP_STRIDE;
+      const ownerIndex = props[base + P_OWNER]!;
+      if (ownerIndex < 0) continue; // orphan
+      const owner = made[ownerIndex];
+      if (owner === undefined) continue; // under a dropped top-level node
+      const start = props[base + P_VALUE]!;
+      const len = props[base + P_LENGTH]!;
+      const value = share ? bytes.subarray(start, start + len) : privateValue(values, start, len);
       owner.properties.push({ name: this.propertyName(p), value });
     }
     const rootNode = made[root]!;
@@ -591,7 +643,173 @@ export class Fdt {
   }
 }
 
+// ---- the plain tree -------------------------------------------------------------------
+
+/** Where private values come from: the blob, and the one private copy of its structure block. */
+interface ValueSource {
+  readonly bytes: Uint8Array;
+  readonly structStart: number;
+  readonly structEnd: number;
+  /** Whether small values get arrays of their own (a small structure block). */
+  readonly ownSmall: boolean;
+  /**
+   * Whether `bytes` is a plain Uint8Array, whose `slice` is a copy into a new Uint8Array (a
+   * subclass may differ: Node's Buffer#slice is a view).
+   */
+  readonly plain: boolean;
+  copy: Uint8Array | undefined;
+}
+
+function valueSource(bytes: Uint8Array, structStart: number, structEnd: number): ValueSource {
+  return {
+    bytes,
+    structStart,
+    structEnd,
+    ownSmall: structEnd - structStart <= OWN_VALUES_STRUCT_MAX,
+    plain: bytes.constructor === Uint8Array,
+    copy: undefined,
+  };
+}
+
+/**
+ * A value that does not alias the input. Mostly a view of ONE private copy of the structure
+ * block, made for the first value that needs it (cheaper than a backing store per value). In
+ * a small block, a small value gets an array of its own instead (V8 allocates those on its
+ * heap, as cheaply as a view), so a small blob usually needs no copy of its block at all; in
+ * a large block views are cheaper (fewer bytes for the garbage collector to move).
+ */
+function privateValue(source: ValueSource, start: number, len: number): Uint8Array {
+  const bytes = source.bytes;
+  if (len <= OWN_VALUE_MAX && source.ownSmall) {
+    // `slice` copies with one call; a loop is cheaper for a few bytes (about 2 ns a byte).
+    if (len > SMALL_COPY_MAX && source.plain) return bytes.slice(start, start + len);
+    const value = new Uint8Array(len);
+    for (let i = 0; i < len; i++) value[i] = bytes[start + i]!;
+    return value;
+  }
+  let copy = source.copy;
+  if (copy === undefined) {
+    copy = source.copy = new Uint8Array(source.structEnd - source.structStart);
+    copy.set(bytes.subarray(source.structStart, source.structEnd));
+  }
+  return new Uint8Array(copy.buffer, start - source.structStart, len);
+}
+
+/**
+ * Builds the plain tree while the structure walk runs (`readTree`), giving what
+ * `Fdt.toTree` gives: the first top-level node is the root; properties outside any node
+ * (orphans) and top-level nodes after the root, with everything in them, are left out, and
+ * the offsets of the first of each are noted for the caller to refuse.
+ */
+class TreeBuilder {
+  root: FdtNode | undefined = undefined;
+  /** PROP offset of the first orphan property, or -1. */
+  firstOrphanAt = -1;
+  /** BEGIN_NODE offset of the first top-level node after the root, or -1. */
+  secondRootAt = -1;
+  /** The node open at each depth; null inside a top-level node that is left out. */
+  private readonly open: (FdtNode | null)[] = [];
+  /** Property names by nameoff (see Fdt.propertyName). */
+  private readonly nameArray: (string | undefined)[] | undefined;
+  private readonly nameMap: Map<number, string> | undefined;
+  private readonly values: ValueSource;
+
+  constructor(
+    private readonly bytes: Uint8Array,
+    private readonly share: boolean,
+    structStart: number,
+    structEnd: number,
+    private readonly stringsStart: number,
+    nameSpan: number,
+  ) {
+    this.values = valueSource(bytes, structStart, structEnd);
+    if (nameSpan <= PROP_NAME_ARRAY_MAX) {
+      this.nameArray = new Array<string | undefined>(nameSpan);
+      this.nameMap = undefined;
+    } else {
+      this.nameArray = undefined;
+      this.nameMap = new Map<number, string>();
+    }
+  }
+
+  /** A BEGIN_NODE at `at` opened at `depth`, its (leaf) name at [nameStart, nameEnd). */
+  node(depth: number, at: number, nameStart: number, nameEnd: number): void {
+    let node: FdtNode | null = null;
+    if (depth === 0) {
+      if (this.root === undefined) {
+        node = this.root = { name: decodeLatin1(this.bytes, nameStart, nameEnd), properties: [], children: [] };
+      } else if (this.secondRootAt < 0) {
+        this.secondRootAt = at;
+      }
+    } else {
+      const parent = this.open[depth - 1];
+      if (parent !== null && parent !== undefined) {
+        node = { name: decodeLatin1(this.bytes, nameStart, nameEnd), properties: [], children: [] };
+        parent.children.push(node);
+      }
+    }
+    this.open[depth] = node;
+  }
+
+  /** A property of the node open at `depth` (the walk has checked its name and value). */
+  property(depth: number, nameoff: number, value: number, len: number): void {
+    const owner = this.open[depth];
+    if (owner === null || owner === undefined) return; // inside a top-level node that is left out
+    const bytes = this.bytes;
+    const array = this.nameArray;
+    let name = array !== undefined ? array[nameoff] : this.nameMap!.get(nameoff);
+    if (name === undefined) {
+      const start = this.stringsStart + nameoff;
+      name = decodeLatin1Interned(bytes, start, bytes.indexOf(0, start));
+      if (array !== undefined) array[nameoff] = name;
+      else this.nameMap!.set(nameoff, name);
+    }
+    owner.properties.push({
+      name,
+      value: this.share ? bytes.subarray(value, value + len) : privateValue(this.values, value, len),
+    });
+  }
+}
+
+/**
+ * `Fdt.from(bytes).toTree(options)` without the index: the same walk with the same checks
+ * and errors in the same order (the whole structure block is checked before any `tree.*`
+ * error), building the same tree as it goes. `decodeTree` is this.
+ */
+export function readTree(bytes: Uint8Array, options: FdtToTreeOptions = {}): FdtTree {
+  const header = readHeader(bytes);
+  const reserveMapLength = countReserveEntries(bytes, header.offMemRsvmap, header.totalsize);
+  const structStart = header.offDtStruct;
+  const structEnd = structEndOf(header);
+  const stringsStart = header.offDtStrings;
+  const nameLimit = nameLimitOf(header);
+  const tree = new TreeBuilder(bytes, options.shareValues === true, structStart, structEnd, stringsStart, nameLimit - stringsStart);
+  indexStruct(bytes, structStart, structEnd, stringsStart, nameLimit, header.version, tree);
+  const root = tree.root;
+  if (root === undefined) fail("FDT_ERR_BADSTRUCTURE", structStart, "tree.no-root", "the structure block has no root node");
+  if (options.outside !== "drop") {
+    if (tree.firstOrphanAt >= 0) fail("FDT_ERR_BADSTRUCTURE", tree.firstOrphanAt, "tree.orphan-property", "a property outside any node");
+    if (tree.secondRootAt >= 0) fail("FDT_ERR_BADSTRUCTURE", tree.secondRootAt, "tree.second-root", "a second top-level node");
+  }
+  return { bootCpuidPhys: header.bootCpuidPhys, reserveMap: readReserveMap(bytes, header.offMemRsvmap, reserveMapLength), root };
+}
+
 // ---- header and reserve map ----------------------------------------------------------
+
+/** Where the walk stops: off_dt_struct + size_dt_struct (v17+), else totalsize. */
+function structEndOf(header: FdtHeader): number {
+  return header.version >= 17 ? header.offDtStruct + header.sizeDtStruct : header.totalsize;
+}
+
+/** End of the strings block: off_dt_strings + size_dt_strings (v3+), else totalsize. */
+function stringsEndOf(header: FdtHeader): number {
+  return header.version >= 3 ? header.offDtStrings + header.sizeDtStrings : header.totalsize;
+}
+
+/** libfdt bounds a name by size_dt_strings only from v17; before, by totalsize. */
+function nameLimitOf(header: FdtHeader): number {
+  return header.version >= 17 ? stringsEndOf(header) : header.totalsize;
+}
 
 /**
  * Read and check the header (see the module documentation for the rules). Exported for
@@ -613,8 +831,8 @@ export function readHeader(bytes: Uint8Array): FdtHeader {
     fail("FDT_ERR_TRUNCATED", HEADER.totalsize, "header.totalsize", `totalsize ${totalsize} for a ${hdrSize}-byte header`);
   }
   if (len < totalsize) fail("FDT_ERR_TRUNCATED", len, "header.buffer", `buffer of ${len} bytes, totalsize ${totalsize}`);
-  // From here on the whole header is inside the buffer (totalsize >= hdrSize).
-  const field = (off: number, from: number): number => (version >= from ? u32(bytes, off) : 0);
+  // From here on the whole header is inside the buffer (totalsize >= hdrSize). Fields a
+  // version does not have read as 0. ("Inside" below: in [hdrSize, totalsize].)
   const header: FdtHeader = {
     magic,
     totalsize,
@@ -623,23 +841,39 @@ export function readHeader(bytes: Uint8Array): FdtHeader {
     offMemRsvmap: u32(bytes, HEADER.offMemRsvmap),
     version,
     lastCompVersion,
-    bootCpuidPhys: field(HEADER.bootCpuidPhys, 2),
-    sizeDtStrings: field(HEADER.sizeDtStrings, 3),
-    sizeDtStruct: field(HEADER.sizeDtStruct, 17),
+    bootCpuidPhys: version >= 2 ? u32(bytes, HEADER.bootCpuidPhys) : 0,
+    sizeDtStrings: version >= 3 ? u32(bytes, HEADER.sizeDtStrings) : 0,
+    sizeDtStruct: version >= 17 ? u32(bytes, HEADER.sizeDtStruct) : 0,
   };
-  const inside = (off: number): boolean => off >= hdrSize && off <= totalsize;
-  if (!inside(header.offMemRsvmap)) {
-    fail("FDT_ERR_TRUNCATED", HEADER.offMemRsvmap, "header.rsvmap", `reserve map at ${header.offMemRsvmap} outside the blob`);
+  const rsv = header.offMemRsvmap;
+  if (rsv < hdrSize || rsv > totalsize) {
+    fail("FDT_ERR_TRUNCATED", HEADER.offMemRsvmap, "header.rsvmap", `reserve map at ${rsv} outside the blob`);
   }
-  if (!inside(header.offDtStruct) || (version >= 17 && !inside(header.offDtStruct + header.sizeDtStruct))) {
+  const struct = header.offDtStruct;
+  const structEnd = struct + header.sizeDtStruct;
+  if (struct < hdrSize || struct > totalsize || (version >= 17 && (structEnd < hdrSize || structEnd > totalsize))) {
     fail("FDT_ERR_TRUNCATED", HEADER.offDtStruct, "header.struct", "structure block outside the blob");
   }
   // libfdt reads size_dt_strings whatever the version (see the module documentation).
   const sizeStrings = len >= HEADER.sizeDtStrings + 4 ? u32(bytes, HEADER.sizeDtStrings) : 0;
-  if (!inside(header.offDtStrings) || !inside(header.offDtStrings + sizeStrings)) {
+  const strings = header.offDtStrings;
+  const stringsEnd = strings + sizeStrings;
+  if (strings < hdrSize || strings > totalsize || stringsEnd < hdrSize || stringsEnd > totalsize) {
     fail("FDT_ERR_TRUNCATED", HEADER.offDtStrings, "header.strings", "strings block outside the blob");
   }
   return header;
+}
+
+/** The first `count` reserve-map entries from `start` (counted by countReserveEntries). */
+function readReserveMap(bytes: Uint8Array, start: number, count: number): FdtReserveEntry[] {
+  const out: FdtReserveEntry[] = [];
+  if (count === 0) return out;
+  // One bigint per u64 (getBigUint64), not five (two halves, a shift, an or).
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0, o = start; i < count; i++, o += FDT_RESERVE_ENTRY_SIZE) {
+    out.push({ address: view.getBigUint64(o), size: view.getBigUint64(o + 8) });
+  }
+  return out;
 }
 
 /** libfdt's `fdt_num_mem_rsv`, throwing TRUNCATED where it returns it. */
@@ -663,6 +897,100 @@ interface StructIndex {
   end: number;
 }
 
+/** The walk's working arrays (see "Where the memory comes from" in the module documentation). */
+interface WalkScratch {
+  nodes: Int32Array;
+  props: Int32Array;
+  /** Per open node (index = number of open nodes): the node, its last child, its last property. */
+  openNode: Int32Array;
+  lastChild: Int32Array;
+  lastProp: Int32Array;
+}
+
+/** The scratch between walks; null while a walk holds it. */
+let spareScratch: WalkScratch | null = null;
+
+/**
+ * nameoffs already proven to hold a NUL-terminated name (most names repeat):
+ * `provenNames[nameoff] === provenStamp`. Each walk takes a new stamp, so entries of another
+ * walk never match, not even those of a re-entrant one. 31-bit stamps: the array is cleared
+ * once every 2^31 - 1 walks, which keeps that path out of the optimised walk (a path taken
+ * every few hundred walks, never seen when the walk was compiled, would throw the compiled
+ * code away each time). Kept for strings blocks up to SCRATCH_KEEP_INTS bytes; a larger one
+ * gets a byte per strings byte of its own for the walk (as much as the input, not four times).
+ */
+let provenNames = new Int32Array(0);
+let provenStamp = 0;
+
+function newScratch(): WalkScratch {
+  return {
+    nodes: new Int32Array(64 * NODE_STRIDE),
+    props: new Int32Array(256 * PROP_STRIDE),
+    openNode: new Int32Array(64),
+    lastChild: new Int32Array(64),
+    lastProp: new Int32Array(64),
+  };
+}
+
+/** Give the scratch back after a walk, minus any array that grew too large to keep. */
+function releaseScratch(s: WalkScratch): void {
+  if (s.nodes.length > SCRATCH_KEEP_INTS) s.nodes = new Int32Array(64 * NODE_STRIDE);
+  if (s.props.length > SCRATCH_KEEP_INTS) s.props = new Int32Array(256 * PROP_STRIDE);
+  if (s.openNode.length > SCRATCH_KEEP_INTS) {
+    s.openNode = new Int32Array(64);
+    s.lastChild = new Int32Array(64);
+    s.lastProp = new Int32Array(64);
+  }
+  spareScratch = s;
+}
+
+/** The current pool block and how many of its elements are handed out. */
+let indexPool = new ArrayBuffer(0);
+let indexPoolUsed = INDEX_POOL_INTS;
+
+/**
+ * The finished index in exactly-sized storage, the scratch records copied in: a disjoint
+ * slice of the pool block for a small index, its own buffer otherwise.
+ */
+function storeIndex(
+  nodes: Int32Array,
+  nodeCount: number,
+  props: Int32Array,
+  propCount: number,
+  firstOrphan: number,
+  start: number,
+  end: number,
+): StructIndex {
+  const nodeInts = nodeCount * NODE_STRIDE;
+  const propInts = propCount * PROP_STRIDE;
+  const total = nodeInts + propInts;
+  let buffer: ArrayBuffer;
+  let at: number;
+  if (total <= INDEX_POOL_MAX_SLICE) {
+    if (indexPoolUsed + total > INDEX_POOL_INTS) {
+      indexPool = new ArrayBuffer(INDEX_POOL_INTS * 4);
+      indexPoolUsed = 0;
+    }
+    buffer = indexPool;
+    at = indexPoolUsed * 4;
+    indexPoolUsed += total;
+  } else {
+    buffer = new ArrayBuffer(total * 4);
+    at = 0;
+  }
+  const outNodes = new Int32Array(buffer, at, nodeInts);
+  const outProps = new Int32Array(buffer, at + nodeInts * 4, propInts);
+  // A copying loop beats `set` (a memmove behind two extra views) only for a few dozen elements.
+  if (total <= 64) {
+    for (let i = 0; i < nodeInts; i++) outNodes[i] = nodes[i]!;
+    for (let i = 0; i < propInts; i++) outProps[i] = props[i]!;
+  } else {
+    outNodes.set(nodes.subarray(0, nodeInts));
+    outProps.set(props.subarray(0, propInts));
+  }
+  return { nodes: outNodes, props: outProps, nodeCount, propCount, firstOrphan, start, end };
+}
+
 function grow(a: Int32Array, needed: number, stride: number, maxRecords: number): Int32Array {
   const records = Math.min(maxRecords, Math.max(needed, (a.length / stride) * 2));
   const next = new Int32Array(records * stride);
@@ -670,9 +998,17 @@ function grow(a: Int32Array, needed: number, stride: number, maxRecords: number)
   return next;
 }
 
+/** Double a per-depth array (depth is bounded by the node count, itself bounded by the block). */
+function deeper(a: Int32Array): Int32Array {
+  const next = new Int32Array(a.length * 2);
+  next.set(a);
+  return next;
+}
+
 /**
- * The one pass over the structure block (see the module documentation). Kept as one flat
- * loop: byte arithmetic, no strings, no objects per token.
+ * The one pass over the structure block (see the module documentation): takes the scratch,
+ * walks, gives the scratch back. Without a builder it returns the index; with one, the walk
+ * hands the builder every node and property instead (and returns null).
  */
 function indexStruct(
   b: Uint8Array,
@@ -681,19 +1017,40 @@ function indexStruct(
   stringsStart: number,
   nameLimit: number,
   version: number,
-): StructIndex {
+  tree: TreeBuilder | null,
+): StructIndex | null {
+  const scratch = spareScratch ?? newScratch();
+  spareScratch = null;
+  try {
+    return walkStruct(scratch, b, start, end, stringsStart, nameLimit, version, tree);
+  } finally {
+    releaseScratch(scratch);
+  }
+}
+
+/**
+ * The walk itself. Kept as one flat loop: byte arithmetic, no strings, no objects per token
+ * (except what a tree builder makes). Every check is made whether or not a builder is given.
+ */
+function walkStruct(
+  scratch: WalkScratch,
+  b: Uint8Array,
+  start: number,
+  end: number,
+  stringsStart: number,
+  nameLimit: number,
+  version: number,
+  tree: TreeBuilder | null,
+): StructIndex | null {
   const size = end - start;
   const maxNodes = Math.floor(size / MIN_NODE_BYTES) + 1;
   const maxProps = Math.floor(size / MIN_PROP_BYTES) + 1;
-  // First guess from typical blobs (~100 struct bytes per node, ~25 per property), so that
-  // most real blobs never grow; hostile ones grow geometrically up to the caps above.
-  let nodes: Int32Array = new Int32Array(Math.min(maxNodes, Math.max(16, size >>> 6)) * NODE_STRIDE);
-  let props: Int32Array = new Int32Array(Math.min(maxProps, Math.max(16, size >>> 4)) * PROP_STRIDE);
-  // Per open node (index = number of open nodes): the node, its last child, its last property.
+  let nodes = scratch.nodes;
+  let props = scratch.props;
+  let openNode = scratch.openNode;
+  let lastChild = scratch.lastChild;
+  let lastProp = scratch.lastProp;
   // Slot 0 is the top level: last top-level node, last orphan property.
-  let openNode: Int32Array = new Int32Array(64);
-  let lastChild: Int32Array = new Int32Array(64);
-  let lastProp: Int32Array = new Int32Array(64);
   lastChild[0] = -1;
   lastProp[0] = -1;
   let open = 0;
@@ -703,13 +1060,25 @@ function indexStruct(
   const fullPathNames = version < 16;
   const varAlign = version < 16;
   const stringsSize = nameLimit - stringsStart;
-  // nameoffs already proven to hold a NUL-terminated name (most names repeat).
-  const checkedNames = new Uint8Array(stringsSize);
+  let proven: Int32Array | Uint8Array;
+  let stamp: number;
+  if (stringsSize > SCRATCH_KEEP_INTS) {
+    proven = new Uint8Array(stringsSize);
+    stamp = 1;
+  } else {
+    if (provenNames.length < stringsSize) provenNames = new Int32Array(Math.max(stringsSize, Math.min(2 * provenNames.length, SCRATCH_KEEP_INTS)));
+    if (provenStamp === 0x7fffffff) {
+      provenNames.fill(0);
+      provenStamp = 0;
+    }
+    proven = provenNames;
+    stamp = ++provenStamp;
+  }
   let o = start;
   for (;;) {
     if (o + 4 > end) fail("FDT_ERR_TRUNCATED", o, "struct.truncated", "the structure block ends before FDT_END");
     const tag = (b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!;
-    if (tag === FDT_PROP) {
+    if (tag === PROP) {
       if (o + 12 > end) fail("FDT_ERR_BADSTRUCTURE", o, "struct.prop-truncated", "property header runs past the block");
       const len = ((b[o + 4]! << 24) | (b[o + 5]! << 16) | (b[o + 6]! << 8) | b[o + 7]!) >>> 0;
       const nameoff = ((b[o + 8]! << 24) | (b[o + 9]! << 16) | (b[o + 10]! << 8) | b[o + 11]!) >>> 0;
@@ -717,36 +1086,41 @@ function indexStruct(
       if (varAlign && len >= 8 && ((value - start) & 7) !== 0) value += 4;
       const valueEnd = value + len;
       if (valueEnd > end) fail("FDT_ERR_BADSTRUCTURE", o, "struct.prop-truncated", `property value of ${len} bytes runs past the block`);
-      if (checkedNames[nameoff] !== 1) {
+      if (nameoff >= stringsSize || proven[nameoff] !== stamp) {
         if (nameoff >= stringsSize) {
           fail("FDT_ERR_BADOFFSET", o + 8, "prop.nameoff", `nameoff ${nameoff} outside the strings block (${stringsSize} bytes)`);
         }
         let i = stringsStart + nameoff;
         while (i < nameLimit && b[i] !== 0) i++;
         if (i >= nameLimit) fail("FDT_ERR_TRUNCATED", o + 8, "prop.name-nul", `the name at nameoff ${nameoff} has no NUL`);
-        checkedNames[nameoff] = 1;
+        proven[nameoff] = stamp;
       }
-      if (propCount * PROP_STRIDE >= props.length) props = grow(props, propCount + 1, PROP_STRIDE, maxProps);
-      const pb = propCount * PROP_STRIDE;
-      props[pb + P_OFFSET] = o;
-      props[pb + P_NAMEOFF] = nameoff;
-      props[pb + P_VALUE] = value;
-      props[pb + P_LENGTH] = len;
-      props[pb + P_NEXT] = -1;
-      const last = lastProp[open]!;
-      if (open > 0) {
-        const owner = openNode[open - 1]!;
-        props[pb + P_OWNER] = owner;
-        if (last < 0) nodes[owner * NODE_STRIDE + N_FIRST_PROP] = propCount;
-        else props[last * PROP_STRIDE + P_NEXT] = propCount;
+      if (tree !== null) {
+        if (open > 0) tree.property(open - 1, nameoff, value, len);
+        else if (tree.firstOrphanAt < 0) tree.firstOrphanAt = o;
       } else {
-        props[pb + P_OWNER] = -1;
-        if (last < 0) firstOrphan = propCount;
-        else props[last * PROP_STRIDE + P_NEXT] = propCount;
+        if (propCount * PROP_STRIDE >= props.length) props = scratch.props = grow(props, propCount + 1, PROP_STRIDE, maxProps);
+        const pb = propCount * PROP_STRIDE;
+        props[pb + P_OFFSET] = o;
+        props[pb + P_NAMEOFF] = nameoff;
+        props[pb + P_VALUE] = value;
+        props[pb + P_LENGTH] = len;
+        props[pb + P_NEXT] = -1;
+        const last = lastProp[open]!;
+        if (open > 0) {
+          const owner = openNode[open - 1]!;
+          props[pb + P_OWNER] = owner;
+          if (last < 0) nodes[owner * NODE_STRIDE + N_FIRST_PROP] = propCount;
+          else props[last * PROP_STRIDE + P_NEXT] = propCount;
+        } else {
+          props[pb + P_OWNER] = -1;
+          if (last < 0) firstOrphan = propCount;
+          else props[last * PROP_STRIDE + P_NEXT] = propCount;
+        }
+        lastProp[open] = propCount++;
       }
-      lastProp[open] = propCount++;
       o = valueEnd + ((start - valueEnd) & 3);
-    } else if (tag === FDT_BEGIN_NODE) {
+    } else if (tag === BEGIN_NODE) {
       const nameStart = o + 4;
       let i = nameStart;
       let leaf = nameStart;
@@ -759,50 +1133,49 @@ function indexStruct(
         while (i < end && b[i] !== 0) i++;
       }
       if (i >= end) fail("FDT_ERR_BADSTRUCTURE", o, "struct.name-nul", "node name runs past the block");
-      if (nodeCount * NODE_STRIDE >= nodes.length) nodes = grow(nodes, nodeCount + 1, NODE_STRIDE, maxNodes);
-      const nb = nodeCount * NODE_STRIDE;
-      const parent = open > 0 ? openNode[open - 1]! : -1;
-      nodes[nb + N_OFFSET] = o;
-      nodes[nb + N_NAME_START] = leaf;
-      nodes[nb + N_NAME_END] = i;
-      nodes[nb + N_PARENT] = parent;
-      nodes[nb + N_FIRST_CHILD] = -1;
-      nodes[nb + N_NEXT_SIBLING] = -1;
-      nodes[nb + N_FIRST_PROP] = -1;
-      nodes[nb + N_DEPTH] = open;
-      const last = lastChild[open]!;
-      if (last >= 0) nodes[last * NODE_STRIDE + N_NEXT_SIBLING] = nodeCount;
-      else if (parent >= 0) nodes[parent * NODE_STRIDE + N_FIRST_CHILD] = nodeCount;
-      lastChild[open] = nodeCount;
-      if (open + 1 >= openNode.length) {
-        // Depth is bounded by the node count, itself bounded by the block size.
-        const deeper = (a: Int32Array): Int32Array => {
-          const next = new Int32Array(a.length * 2);
-          next.set(a);
-          return next;
-        };
-        openNode = deeper(openNode);
-        lastChild = deeper(lastChild);
-        lastProp = deeper(lastProp);
+      if (tree !== null) {
+        tree.node(open, o, leaf, i);
+      } else {
+        if (nodeCount * NODE_STRIDE >= nodes.length) nodes = scratch.nodes = grow(nodes, nodeCount + 1, NODE_STRIDE, maxNodes);
+        const nb = nodeCount * NODE_STRIDE;
+        const parent = open > 0 ? openNode[open - 1]! : -1;
+        nodes[nb + N_OFFSET] = o;
+        nodes[nb + N_NAME_START] = leaf;
+        nodes[nb + N_NAME_END] = i;
+        nodes[nb + N_PARENT] = parent;
+        nodes[nb + N_FIRST_CHILD] = -1;
+        nodes[nb + N_NEXT_SIBLING] = -1;
+        nodes[nb + N_FIRST_PROP] = -1;
+        nodes[nb + N_DEPTH] = open;
+        const last = lastChild[open]!;
+        if (last >= 0) nodes[last * NODE_STRIDE + N_NEXT_SIBLING] = nodeCount;
+        else if (parent >= 0) nodes[parent * NODE_STRIDE + N_FIRST_CHILD] = nodeCount;
+        lastChild[open] = nodeCount;
+        if (open + 1 >= openNode.length) {
+          openNode = scratch.openNode = deeper(openNode);
+          lastChild = scratch.lastChild = deeper(lastChild);
+          lastProp = scratch.lastProp = deeper(lastProp);
+        }
+        openNode[open] = nodeCount++;
+        lastChild[open + 1] = -1;
+        lastProp[open + 1] = -1;
       }
-      openNode[open] = nodeCount++;
       open++;
-      lastChild[open] = -1;
-      lastProp[open] = -1;
       const next = i + 1;
       o = next + ((start - next) & 3);
-    } else if (tag === FDT_END_NODE) {
+    } else if (tag === END_NODE) {
       if (open === 0) fail("FDT_ERR_BADSTRUCTURE", o, "struct.end-node-depth", "FDT_END_NODE with no node open");
       open--;
       o += 4;
-    } else if (tag === FDT_NOP) {
+    } else if (tag === NOP) {
       o += 4;
-    } else if (tag === FDT_END) {
+    } else if (tag === END) {
       if (open !== 0) fail("FDT_ERR_BADSTRUCTURE", o, "struct.end-depth", `FDT_END with ${open} node(s) still open`);
       break;
     } else {
       fail("FDT_ERR_BADSTRUCTURE", o, "struct.token", `unknown token 0x${(tag >>> 0).toString(16)}`);
     }
   }
-  return { nodes, props, nodeCount, propCount, firstOrphan, start, end };
+  if (tree !== null) return null;
+  return storeIndex(nodes, nodeCount, props, propCount, firstOrphan, start, end);
 }

@@ -65,14 +65,23 @@
  *
  * ## Finding names without libfdt's O(table) scan per property
  *
- * Every suffix of every stored string (the empty one included) goes into an open-addressing
- * table keyed by a hash that extends from a suffix to the next longer one in O(1) (FNV-1a over
- * the characters from the last one backwards), so storing a name costs O(its length) and no
- * allocation. A newer string overwrites the slots of its suffixes: a slot holds the MOST
- * RECENT suffix with its hash, which is exactly libfdt's answer once the bytes are verified; on
- * a hash collision the lookup falls back to libfdt's own scan. On top, a Map from each name
- * seen to its hash and last answer makes a repeated name one Map lookup plus one probe: the
- * answer is still right while the slot for its hash still holds it.
+ * libfdt's answer is the lowest address where "name\0" occurs in the strings block. Such an
+ * occurrence ends at a NUL, and every NUL ends one stored string, so the answer is the tail of
+ * the MOST RECENTLY stored string that ends with the name. Two modes:
+ *
+ * - Few strings (up to SCAN_MAX_STRINGS): the stored strings are kept as strings too, and a
+ *   name is compared with each, newest first (length first; `===` for an exact repeat, the
+ *   usual case; `endsWith` otherwise). No table, no Map: for the small trees most callers
+ *   write, this costs less than setting up an index.
+ * - More: every suffix of every stored string (the empty one included) goes into an
+ *   open-addressing table keyed by a hash that extends from a suffix to the next longer one in
+ *   O(1) (FNV-1a over the characters from the last one backwards), so storing a name costs
+ *   O(its length) and no allocation. A newer string overwrites the slots of its suffixes: a
+ *   slot holds the MOST RECENT suffix with its hash, which is exactly libfdt's answer once the
+ *   bytes are verified; on a hash collision the lookup falls back to libfdt's own scan. On
+ *   top, a Map from each name seen to its hash and last answer makes a repeated name one Map
+ *   lookup plus one probe: the answer is still right while the slot for its hash still holds
+ *   it. The table is built from the stored strings (oldest first) when the mode switches.
  *
  * @packageDocumentation
  */
@@ -121,6 +130,22 @@ const PROP_HEADER_SIZE = 12;
 /** `lookupHashed` result when no stored string ends with the name (libfdt offsets are all < 0). */
 const NOT_FOUND = 1;
 
+/** Up to this many stored strings, names are found by comparing with each (see the module comment). */
+const SCAN_MAX_STRINGS = 24;
+/**
+ * Values up to this many bytes are copied byte by byte, larger ones with `set`. (Not lower:
+ * a value that is a view of the working buffer itself must keep copying exactly as before.)
+ */
+const SMALL_VALUE_MAX = 16;
+/** The suffix table before the index exists (never written: it has no slots). */
+const NO_TABLE = new Int32Array(0);
+
+// Tokens as module-local constants (see check-libfdt.ts: loaders may turn imports into reads).
+const BEGIN_NODE = FDT_BEGIN_NODE;
+const END_NODE = FDT_END_NODE;
+const PROP = FDT_PROP;
+const END = FDT_END;
+
 /** FNV-1a over a suffix read from its last character backwards: extends to longer suffixes in O(1). */
 const SUFFIX_HASH_SEED = 0x811c9dc5 | 0;
 const SUFFIX_HASH_PRIME = 0x01000193;
@@ -138,6 +163,19 @@ export function suffixHashOf(name: string): number {
 }
 
 const U64_LIMIT = 1n << 64n;
+
+/** Big-endian u32 store (the low 32 bits of `v`). */
+function put32(b: Uint8Array, at: number, v: number): void {
+  b[at] = v >>> 24;
+  b[at + 1] = v >>> 16;
+  b[at + 2] = v >>> 8;
+  b[at + 3] = v;
+}
+
+/** Big-endian i32 load. */
+function get32(b: Uint8Array, at: number): number {
+  return (b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!;
+}
 
 /** A property name's suffix hash and its last known position (NOT_FOUND until stored). */
 class NameEntry {
@@ -209,37 +247,46 @@ function checkU64(value: bigint, what: string): void {
  * ```
  */
 export class FdtSequentialWriter {
-  private buf: Uint8Array;
-  private view: DataView;
-  private totalsize: number;
+  // Fields are `declare`d and set in the constructor, in one order: cheaper to construct than
+  // class-field initializers (which define each property one by one).
+  private declare buf: Uint8Array;
+  private declare totalsize: number;
   /** Start of the struct block (during the reserve-map phase: end of the entries so far). */
-  private offDtStruct: number;
-  private sizeDtStruct = 0;
-  private sizeDtStrings = 0;
-  private phase = PHASE_RESERVEMAP;
-  private readonly createFlags: number;
-  private readonly dedup: boolean;
-  private autoGrow = false;
-  private bootCpuid = 0;
+  private declare offDtStruct: number;
+  private declare sizeDtStruct: number;
+  private declare sizeDtStrings: number;
+  private declare phase: number;
+  private declare readonly createFlags: number;
+  private declare readonly dedup: boolean;
+  private declare autoGrow: boolean;
+  private declare bootCpuid: number;
+  /** A view of `buf` for the u64s of reserve entries, made on the first one (and after a resize). */
+  private declare view: DataView | undefined;
   /**
-   * The de-duplication index: an open-addressing table from the hash of every suffix of every
-   * stored string (the empty suffix included) to the position of that suffix relative to the
-   * end of the buffer (negative; 0 marks an empty slot). A newer string overwrites the slots of
-   * its suffixes, so a slot holds the most recent suffix with that hash; a lookup verifies the
-   * bytes and falls back to libfdt's scan on a (rare) hash collision.
+   * Scan mode (see the module comment): every stored string, and its position relative to the
+   * end of the buffer (negative), oldest first. Emptied when the index takes over.
    */
-  private suffixHashes = new Int32Array(SUFFIX_TABLE_INITIAL);
-  private suffixPositions = new Int32Array(SUFFIX_TABLE_INITIAL);
-  private suffixCount = 0;
+  private declare storedNames: string[];
+  private declare stored: number[];
   /**
-   * Every property name seen, with its suffix hash and the answer last found for it. The answer
-   * stays right while the index still holds it for that hash (a newer string ending with the
-   * name would have replaced it), so a repeated name costs one Map lookup and one probe.
+   * Index mode: an open-addressing table from the hash of every suffix of every stored string
+   * (the empty suffix included) to the position of that suffix relative to the end of the
+   * buffer (negative; 0 marks an empty slot). A newer string overwrites the slots of its
+   * suffixes, so a slot holds the most recent suffix with that hash; a lookup verifies the
+   * bytes and falls back to libfdt's scan on a (rare) hash collision. NO_TABLE in scan mode.
    */
-  private readonly names = new Map<string, NameEntry>();
+  private declare suffixHashes: Int32Array;
+  private declare suffixPositions: Int32Array;
+  private declare suffixCount: number;
+  /**
+   * Index mode: every property name seen, with its suffix hash and the answer last found for
+   * it. The answer stays right while the index still holds it for that hash (a newer string
+   * ending with the name would have replaced it), so a repeated name costs one Map lookup and
+   * one probe. Undefined in scan mode.
+   */
+  private declare names: Map<string, NameEntry> | undefined;
   /** Absolute offsets of every property's nameoff field, for the fix-up in `finish`. */
-  private nameoffFields = new Int32Array(64);
-  private propertyCount = 0;
+  private declare readonly nameoffFields: number[];
 
   /**
    * `fdt_create_with_flags(buf, bufsize, flags)`: a zeroed buffer of `bufsize` bytes in the
@@ -259,12 +306,24 @@ export class FdtSequentialWriter {
       throw new FdtError("FDT_ERR_BADFLAGS", -1, "sw.create.flags", `unknown create flags ${flags}`);
     }
     this.buf = allocate(bufsize);
-    this.view = new DataView(this.buf.buffer);
     this.totalsize = bufsize;
     this.offDtStruct = FDT_SW_RSVMAP_OFFSET;
+    this.sizeDtStruct = 0;
+    this.sizeDtStrings = 0;
+    this.phase = PHASE_RESERVEMAP;
     this.createFlags = flags;
     this.dedup = (flags & FDT_CREATE_FLAG_NO_NAME_DEDUP) === 0;
-    this.syncHeader();
+    this.autoGrow = false;
+    this.bootCpuid = 0;
+    this.view = undefined;
+    this.storedNames = [];
+    this.stored = [];
+    this.suffixHashes = NO_TABLE;
+    this.suffixPositions = NO_TABLE;
+    this.suffixCount = 0;
+    this.names = undefined;
+    this.nameoffFields = [];
+    // The header is written whenever the buffer is handed out (workingBuffer, finish).
   }
 
   /**
@@ -315,7 +374,7 @@ export class FdtSequentialWriter {
   setBootCpuidPhys(value: number): void {
     checkU32(value, "boot_cpuid_phys");
     this.bootCpuid = value;
-    if (this.phase === PHASE_FINISHED) this.view.setUint32(HEADER.bootCpuidPhys, value);
+    if (this.phase === PHASE_FINISHED) put32(this.buf, HEADER.bootCpuidPhys, value);
   }
 
   /**
@@ -339,7 +398,7 @@ export class FdtSequentialWriter {
     next.set(this.buf.subarray(0, head), 0);
     next.set(this.buf.subarray(this.totalsize - tail, this.totalsize), bufsize - tail);
     this.buf = next;
-    this.view = new DataView(next.buffer);
+    this.view = undefined;
     this.totalsize = bufsize;
   }
 
@@ -353,7 +412,7 @@ export class FdtSequentialWriter {
     this.requireReservemap("addReservemapEntry");
     checkU64(address, "reserve-map address");
     checkU64(size, "reserve-map size");
-    this.putReserveEntry(Number(address >> 32n), Number(address & 0xffffffffn), Number(size >> 32n), Number(size & 0xffffffffn));
+    this.putReserveEntry(address, size);
   }
 
   /**
@@ -363,7 +422,7 @@ export class FdtSequentialWriter {
    */
   finishReservemap(): void {
     this.requireReservemap("finishReservemap");
-    this.putReserveEntry(0, 0, 0, 0);
+    this.putReserveEntry(null, 0n);
     this.phase = PHASE_STRUCT;
   }
 
@@ -379,7 +438,7 @@ export class FdtSequentialWriter {
     const need = NODE_HEADER_SIZE + ((n + 1 + 3) & ~3);
     const at = this.grabStruct(need, 0, "sw.space.struct");
     const buf = this.buf;
-    this.view.setUint32(at, FDT_BEGIN_NODE);
+    put32(buf, at, BEGIN_NODE);
     const p = at + NODE_HEADER_SIZE;
     for (let i = 0; i < n; i++) buf[p + i] = name.charCodeAt(i);
     buf[p + n] = 0;
@@ -393,7 +452,7 @@ export class FdtSequentialWriter {
   endNode(): void {
     this.requireStruct("endNode");
     const at = this.grabStruct(4, 0, "sw.space.struct");
-    this.view.setUint32(at, FDT_END_NODE);
+    put32(this.buf, at, END_NODE);
   }
 
   /**
@@ -405,7 +464,7 @@ export class FdtSequentialWriter {
     const len = value.length;
     const at = this.reserveProperty(name, len);
     const buf = this.buf;
-    if (len <= 16) {
+    if (len <= SMALL_VALUE_MAX) {
       for (let i = 0; i < len; i++) buf[at + i] = value[i]!;
     } else {
       buf.set(value, at);
@@ -444,7 +503,7 @@ export class FdtSequentialWriter {
     this.requireStruct("propertyU32");
     checkU32(value, "u32 property value");
     const at = this.reserveProperty(name, 4);
-    this.view.setUint32(at, value);
+    put32(this.buf, at, value);
   }
 
   /**
@@ -458,8 +517,8 @@ export class FdtSequentialWriter {
     this.requireStruct("propertyU64");
     checkU64(value, "u64 property value");
     const at = this.reserveProperty(name, 8);
-    this.view.setUint32(at, Number(value >> 32n));
-    this.view.setUint32(at + 4, Number(value & 0xffffffffn));
+    put32(this.buf, at, Number(value >> 32n));
+    put32(this.buf, at + 4, Number(value & 0xffffffffn));
   }
 
   /**
@@ -489,16 +548,16 @@ export class FdtSequentialWriter {
   finish(): Uint8Array {
     this.requireStruct("finish");
     const at = this.grabStruct(4, 0, "sw.space.struct");
-    const view = this.view;
-    view.setUint32(at, FDT_END);
+    const buf = this.buf;
+    put32(buf, at, END);
     const stringsSize = this.sizeDtStrings;
     const oldStrings = this.totalsize - stringsSize;
     const newStrings = this.offDtStruct + this.sizeDtStruct;
-    this.buf.copyWithin(newStrings, oldStrings, this.totalsize);
+    buf.copyWithin(newStrings, oldStrings, this.totalsize);
     const fields = this.nameoffFields;
-    for (let i = 0, n = this.propertyCount; i < n; i++) {
+    for (let i = 0; i < fields.length; i++) {
       const f = fields[i]!;
-      view.setInt32(f, view.getInt32(f) + stringsSize);
+      put32(buf, f, get32(buf, f) + stringsSize);
     }
     this.totalsize = newStrings + stringsSize;
     this.phase = PHASE_FINISHED;
@@ -530,21 +589,22 @@ export class FdtSequentialWriter {
 
   /** The header libfdt would hold now. */
   private syncHeader(): void {
-    const v = this.view;
+    const b = this.buf;
     const finished = this.phase === PHASE_FINISHED;
-    v.setUint32(HEADER.magic, finished ? FDT_MAGIC : FDT_SW_MAGIC);
-    v.setUint32(HEADER.totalsize, this.totalsize);
-    v.setUint32(HEADER.offDtStruct, this.offDtStruct);
-    v.setUint32(
+    put32(b, HEADER.magic, finished ? FDT_MAGIC : FDT_SW_MAGIC);
+    put32(b, HEADER.totalsize, this.totalsize);
+    put32(b, HEADER.offDtStruct, this.offDtStruct);
+    put32(
+      b,
       HEADER.offDtStrings,
       this.phase === PHASE_RESERVEMAP ? 0 : finished ? this.offDtStruct + this.sizeDtStruct : this.totalsize,
     );
-    v.setUint32(HEADER.offMemRsvmap, FDT_SW_RSVMAP_OFFSET);
-    v.setUint32(HEADER.version, FDT_LAST_SUPPORTED_VERSION);
-    v.setUint32(HEADER.lastCompVersion, finished ? FDT_LAST_COMP_VERSION : this.createFlags);
-    v.setUint32(HEADER.bootCpuidPhys, this.bootCpuid);
-    v.setUint32(HEADER.sizeDtStrings, this.sizeDtStrings);
-    v.setUint32(HEADER.sizeDtStruct, this.sizeDtStruct);
+    put32(b, HEADER.offMemRsvmap, FDT_SW_RSVMAP_OFFSET);
+    put32(b, HEADER.version, FDT_LAST_SUPPORTED_VERSION);
+    put32(b, HEADER.lastCompVersion, finished ? FDT_LAST_COMP_VERSION : this.createFlags);
+    put32(b, HEADER.bootCpuidPhys, this.bootCpuid);
+    put32(b, HEADER.sizeDtStrings, this.sizeDtStrings);
+    put32(b, HEADER.sizeDtStruct, this.sizeDtStruct);
   }
 
   /** Grow (growable writers only) so that `need` more bytes fit between struct and strings. */
@@ -556,17 +616,22 @@ export class FdtSequentialWriter {
     if (size > this.totalsize) this.resize(size);
   }
 
-  private putReserveEntry(addrHi: number, addrLo: number, sizeHi: number, sizeLo: number): void {
+  /** One reserve-map entry (two u64s, already range-checked), or the (0, 0) terminator (null). */
+  private putReserveEntry(address: bigint | null, size: bigint): void {
     if (this.autoGrow) this.ensureFree(FDT_RESERVE_ENTRY_SIZE);
     const at = this.offDtStruct;
     if (at + FDT_RESERVE_ENTRY_SIZE > this.totalsize) {
       throw noSpace("sw.space.reservemap", `no room for a reserve-map entry at ${at} in a ${this.totalsize}-byte buffer`);
     }
-    const v = this.view;
-    v.setUint32(at, addrHi);
-    v.setUint32(at + 4, addrLo);
-    v.setUint32(at + 8, sizeHi);
-    v.setUint32(at + 12, sizeLo);
+    if (address === null) {
+      const b = this.buf;
+      for (let i = 0; i < FDT_RESERVE_ENTRY_SIZE; i++) b[at + i] = 0;
+    } else {
+      // setBigUint64 writes each u64 without the four bigint operations of splitting it.
+      const view = (this.view ??= new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength));
+      view.setBigUint64(at, address);
+      view.setBigUint64(at + 8, size);
+    }
     this.offDtStruct = at + FDT_RESERVE_ENTRY_SIZE;
   }
 
@@ -597,22 +662,30 @@ export class FdtSequentialWriter {
     let entry: NameEntry | undefined;
     let nameoff = NOT_FOUND;
     if (this.dedup) {
-      entry = this.names.get(name);
-      if (entry === undefined) {
-        // Validate before any byte comparison: "a\0b" must not match a stored "a".
-        checkedNameLength(name, "property");
-        const hash = suffixHashOf(name);
-        entry = new NameEntry(hash, this.lookupHashed(name, hash));
-        this.names.set(name, entry);
-      } else if (entry.pos === NOT_FOUND || this.slotPosition(entry.hash) !== entry.pos) {
-        // Not stored yet, or a newer suffix with this hash arrived: maybe a newer string ends with it.
-        entry.pos = this.lookupHashed(name, entry.hash);
+      const names = this.names;
+      if (names === undefined) {
+        // Scan mode. A name that matches a stored string (all valid) is valid; one that does
+        // not is validated below, before it is stored.
+        nameoff = this.scanStored(name);
+      } else {
+        entry = names.get(name);
+        if (entry === undefined) {
+          // Validate before any byte comparison: "a\0b" must not match across two stored strings.
+          checkedNameLength(name, "property");
+          const hash = suffixHashOf(name);
+          entry = new NameEntry(hash, this.lookupHashed(name, hash));
+          names.set(name, entry);
+        } else if (entry.pos === NOT_FOUND || this.slotPosition(entry.hash) !== entry.pos) {
+          // Not stored yet, or a newer suffix with this hash arrived: maybe a newer string ends with it.
+          entry.pos = this.lookupHashed(name, entry.hash);
+        }
+        nameoff = entry.pos;
       }
-      nameoff = entry.pos;
     }
     if (nameoff === NOT_FOUND) {
-      // fdt_add_string_: the new string must fit above the struct block as it stands.
-      const n = entry ? name.length : checkedNameLength(name, "property");
+      // fdt_add_string_: the new string must fit above the struct block as it stands. (In
+      // index mode the name was validated when its entry was made.)
+      const n = entry !== undefined ? name.length : checkedNameLength(name, "property");
       const strLen = n + 1;
       if (this.autoGrow) this.ensureFree(structNeed + strLen);
       const stringsSize = this.sizeDtStrings + strLen;
@@ -628,9 +701,13 @@ export class FdtSequentialWriter {
       const at = this.grabStruct(structNeed, strLen, "sw.space.struct");
       this.sizeDtStrings = stringsSize;
       nameoff = -stringsSize;
-      if (entry) {
-        this.indexName(name, nameoff);
+      if (entry !== undefined) {
+        this.indexStored(nameoff, n);
         entry.pos = nameoff;
+      } else if (this.dedup) {
+        this.storedNames.push(name);
+        this.stored.push(nameoff);
+        if (this.stored.length > SCAN_MAX_STRINGS) this.buildIndex();
       }
       return this.putPropertyHeader(at, len, nameoff);
     }
@@ -639,18 +716,46 @@ export class FdtSequentialWriter {
   }
 
   private putPropertyHeader(at: number, len: number, nameoff: number): number {
-    const v = this.view;
-    v.setUint32(at, FDT_PROP);
-    v.setUint32(at + 4, len);
-    v.setInt32(at + 8, nameoff);
-    let fields = this.nameoffFields;
-    if (this.propertyCount === fields.length) {
-      const bigger = new Int32Array(fields.length * 2);
-      bigger.set(fields);
-      this.nameoffFields = fields = bigger;
-    }
-    fields[this.propertyCount++] = at + 8;
+    const b = this.buf;
+    put32(b, at, PROP);
+    put32(b, at + 4, len);
+    put32(b, at + 8, nameoff);
+    this.nameoffFields.push(at + 8);
     return at + PROP_HEADER_SIZE;
+  }
+
+  /**
+   * Scan mode's `fdt_find_string_`: the tail of the most recently stored string that ends with
+   * `name` (position relative to the end of the buffer), NOT_FOUND if none.
+   */
+  private scanStored(name: string): number {
+    const storedNames = this.storedNames;
+    const n = name.length;
+    for (let i = storedNames.length - 1; i >= 0; i--) {
+      const s = storedNames[i]!;
+      const extra = s.length - n;
+      if (extra < 0) continue;
+      if (extra === 0 ? s === name : s.endsWith(name)) return this.stored[i]! + extra;
+    }
+    return NOT_FOUND;
+  }
+
+  /** Switch to index mode: index every stored string, oldest first, as if indexed when stored. */
+  private buildIndex(): void {
+    let size = SUFFIX_TABLE_INITIAL;
+    // Each string of n bytes adds n + 1 suffixes: sizeDtStrings in all.
+    while (2 * this.sizeDtStrings > size) size *= 4;
+    this.suffixHashes = new Int32Array(size);
+    this.suffixPositions = new Int32Array(size);
+    this.suffixCount = 0;
+    const stored = this.stored;
+    for (let i = 0; i < stored.length; i++) {
+      const above = i === 0 ? 0 : stored[i - 1]!;
+      this.indexStored(stored[i]!, above - stored[i]! - 1);
+    }
+    this.stored = [];
+    this.storedNames = [];
+    this.names = new Map<string, NameEntry>();
   }
 
   /**
@@ -700,14 +805,18 @@ export class FdtSequentialWriter {
     return NOT_FOUND;
   }
 
-  /** Record a newly stored string at `start`: it now wins for every one of its suffixes. */
-  private indexName(name: string, start: number): void {
-    const n = name.length;
+  /**
+   * Record the stored string of `n` bytes at `start` (relative to the end of the buffer): it
+   * now wins for every one of its suffixes.
+   */
+  private indexStored(start: number, n: number): void {
     if (2 * (this.suffixCount + n + 1) > this.suffixHashes.length) this.growSuffixTable(this.suffixCount + n + 1);
+    const buf = this.buf;
+    const at = this.totalsize + start;
     let h = SUFFIX_HASH_SEED;
     this.putSuffix(h, start + n);
     for (let i = n - 1; i >= 0; i--) {
-      h = Math.imul(h ^ name.charCodeAt(i), SUFFIX_HASH_PRIME);
+      h = Math.imul(h ^ buf[at + i]!, SUFFIX_HASH_PRIME);
       this.putSuffix(h, start + i);
     }
   }
