@@ -8,9 +8,16 @@
 //
 // Rows:
 //   preserve 1M order-0 pages    1,048,576 kho_preserve_folio calls building the map in memory
+//   preserveFolios 1M pages      the same map from one KhoOutgoing.preserveFolios call (the
+//                                bulk path: checks and bits per stretch of adjacent folios)
 //   kexec-walk 1M runs           the next kernel's boot work: FDT check, hostile-input walk of
 //                                the map, KHOP stamp table (KhoIncoming on handed-over memory)
 //   kexec 1M runs                Machine.kexec(): keep list, memory hand-over, next boot
+//   restorePagesMany 1M pages    the next kernel restores every page with one call (stamps
+//                                checked, cleared, pages adopted by the allocator)
+//
+// Every row is measured after a warm-up of the whole sequence on 64 Ki runs (4 times), so the
+// JIT has tiered up: the rows are steady-state costs, as in bench/vmalloc.bench.mjs.
 //   kexec 64 GiB / 16 GiB order-9 folios never written: wall time and peak RSS, measured in a
 //                                child process (bench/kexec-64g.mjs) so the peak is its own
 //
@@ -27,6 +34,8 @@ const METADATA_BYTES = RUNS * 8;
 const TARGET = 10; // within 10x of copying the metadata
 const REPS = Number(process.env.BENCH_REPS ?? 3);
 const BASE = 2 ** 32; // the preserved pages: 4 GiB..8 GiB of an 8 GiB machine
+/** Warm-up passes on 64 Ki runs before measuring: V8 needs a few calls of each path to settle. */
+const WARMUP_PASSES = 4;
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -46,9 +55,36 @@ export function copyBaselineMs(bytes) {
   return median(samples);
 }
 
-function preserveAll(machine) {
+function preserveAll(machine, runs = RUNS) {
   const kho = machine.kho;
-  for (let i = 0; i < RUNS; i++) kho.preserveFolio(BASE + i * PAGE, 0);
+  for (let i = 0; i < runs; i++) kho.preserveFolio(BASE + i * PAGE, 0);
+}
+
+/** The physical addresses of the preserved pages, for the bulk calls. */
+function pageList(runs = RUNS) {
+  const list = new Float64Array(runs);
+  for (let i = 0; i < runs; i++) list[i] = BASE + i * PAGE;
+  return list;
+}
+
+/** One pass over every path with `runs` runs (the warm-up uses a small one). */
+function pass(runs, record) {
+  const list = pageList(runs);
+  const a = Machine.boot({ memory: "8 GiB", scratch: "none" });
+  const preserveMs = time(() => preserveAll(a, runs)).ms;
+  const mapBytes = a.kho.radix.nodePages().length * PAGE;
+  const fdtPhys = a.kho.fdtPhys;
+  const memory = a.memory.handOver(a.kho.handoverRuns());
+  const { ms: walkMs, value: incoming } = time(() => new KhoIncoming(memory, { fdtPhys }));
+  if (incoming.stampedCount !== runs + 2) throw new Error(`walk found ${incoming.stampedCount} runs`);
+
+  const b = Machine.boot({ memory: "8 GiB", scratch: "none" });
+  const bulkMs = time(() => b.kho.preserveFolios(list, 0)).ms;
+  const { ms: kexecMs, value: next } = time(() => b.kexec());
+  if (next.incoming.stampedCount !== runs + 2) throw new Error("kexec lost runs");
+  const restoreMs = time(() => next.incoming.restorePagesMany(list, 1)).ms;
+  if (next.incoming.stampedCount !== 2) throw new Error("restore left runs");
+  record?.({ preserveMs, bulkMs, walkMs, kexecMs, restoreMs, mapBytes });
 }
 
 function row(name, samples, baselineMs, extra) {
@@ -74,34 +110,32 @@ function kexec64() {
 
 export async function rows() {
   const base = copyBaselineMs(METADATA_BYTES);
+  for (let w = 0; w < WARMUP_PASSES; w++) pass(65_536);
   const preserve = [];
+  const bulk = [];
   const walk = [];
   const kexec = [];
+  const restore = [];
   let mapBytes = 0;
   for (let r = 0; r < REPS; r++) {
-    // Build, then hand over by hand to time the next kernel's walk alone.
-    const a = Machine.boot({ memory: "8 GiB", scratch: "none" });
-    preserve.push(time(() => preserveAll(a)).ms);
-    mapBytes = a.kho.radix.nodePages().length * PAGE;
-    const fdtPhys = a.kho.fdtPhys;
-    const memory = a.memory.handOver(a.kho.handoverRuns());
-    const { ms, value: incoming } = time(() => new KhoIncoming(memory, { fdtPhys }));
-    if (incoming.stampedCount !== RUNS + 2) throw new Error(`walk found ${incoming.stampedCount} runs`);
-    walk.push(ms);
-
-    const b = Machine.boot({ memory: "8 GiB", scratch: "none" });
-    preserveAll(b);
-    const { ms: kexecMs, value: next } = time(() => b.kexec());
-    if (next.incoming.stampedCount !== RUNS + 2) throw new Error("kexec lost runs");
-    kexec.push(kexecMs);
+    pass(RUNS, (m) => {
+      preserve.push(m.preserveMs);
+      bulk.push(m.bulkMs);
+      walk.push(m.walkMs);
+      kexec.push(m.kexecMs);
+      restore.push(m.restoreMs);
+      mapBytes = m.mapBytes;
+    });
   }
   const big = kexec64();
   const limits = { ms: 2000, rssBytes: 2 ** 31 };
   const bigBase = copyBaselineMs(big.runs * 8);
   return [
-    row("preserve 1M order-0 pages (build the map)", preserve, base, { mapBytes }),
+    row("preserve 1M order-0 pages (build the map)", preserve, base, { mapBytes, note: "1M preserveFolio calls" }),
+    row("preserveFolios 1M order-0 pages (one call)", bulk, base, { mapBytes, note: "bulk path" }),
     row("kexec-walk 1M runs (check, walk, stamp)", walk, base, { mapBytes }),
     row("kexec 1M runs (keep list, hand-over, next boot)", kexec, base, { mapBytes }),
+    row("restorePagesMany 1M pages (one call)", restore, base, { mapBytes, note: "stamps checked and cleared, pages adopted" }),
     {
       name: "kexec 64 GiB, 16 GiB preserved as order-9 folios",
       ms: big.kexecMs,

@@ -4,7 +4,8 @@
 //
 // Rows:
 //   preserve       preserveVmalloc: 1M kho_preserve_pages calls (radix map) + 2053 chunk pages
-//   encode only    the same with a no-op preserver: the chunk writing alone (this module's cost)
+//   encode only    the same with a no-op preserver: the chunk writing alone (this module's cost;
+//                  the no-op has preservePagesMany, so it takes the path the real KHO takes)
 //   read           readVmalloc: walk + validate every pointer, no reclaim
 //   restore        restoreVmalloc: read + stamp check + kho_restore_pages of every run
 //
@@ -63,6 +64,7 @@ function noopPreserver() {
     preserveFolio() {},
     unpreserveFolio() {},
     preservePages() {},
+    preservePagesMany() {},
     unpreservePages() {},
     allocPreserve: () => (next += PAGE) - PAGE,
     unpreserveFree() {},
@@ -75,8 +77,9 @@ export async function rows() {
   const encode = [];
   const read = [];
   const restore = [];
-  // Warm-up: the whole path on a 64 Ki-entry area, twice, so the JIT has tiered up.
-  for (let w = 0; w < 2; w++) {
+  // Warm-up: the whole path on a 64 Ki-entry area, 4 times, so the JIT has tiered up (V8
+  // needs a few calls of each path to settle: fewer left the first measured rep cold).
+  for (let w = 0; w < 4; w++) {
     const { machine, runs } = bootWithArea(65_536);
     const descriptor = preserveVmalloc(machine.kho, { runs, order: 0 });
     preserveVmalloc(noopPreserver(), { runs, order: 0 });

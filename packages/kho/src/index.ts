@@ -16,7 +16,7 @@ export type { PhysReader, PreservedRun, KhoPreserver, KhoRestorer } from "./type
 export { PhysicalMemory, POISON_BYTE, type MemoryRange, type MemoryBackground, type PageState } from "./memory.js";
 export { PageAllocator, alignedRunOrder, getOrder, floorLog2, trailingZeros, type PageAllocatorOptions } from "./page-allocator.js";
 export { PfnRunList, PfnTable, type PfnRun } from "./pfn-runs.js";
-export { RadixMap, walkRadixMap, RADIX_FORMAT, MAX_RUN_ORDER, type RadixNodePage, type RadixWalkResult, type RadixWalkOptions, type RadixPageSource } from "./radix-map.js";
+export { RadixMap, walkRadixMap, walkRadixMapSegments, RADIX_FORMAT, MAX_RUN_ORDER, type RadixNodePage, type RadixWalkResult, type RadixWalkOptions, type RadixPageSource, type RadixSegmentVisitor } from "./radix-map.js";
 export { KhoRootFdtPage, checkKhoRootFdt, retrieveKhoSubtree, listKhoSubtrees, u64LeBytes, readU64Le, type KhoSubtree, type KhoRootFdtCheck } from "./kho-root-fdt.js";
 export { encodeKexecMetadata, decodeKexecMetadata, type KexecMetadata } from "./kexec-metadata.js";
 export { KhoOutgoing, DEFAULT_RELEASE, type KhoOutgoingOptions } from "./kho-outgoing.js";

@@ -19,9 +19,9 @@ import { KernelError, FormatError } from "./errors.js";
 import { encodeKexecMetadata } from "./kexec-metadata.js";
 import { KhoRootFdtPage, type KhoSubtree } from "./kho-root-fdt.js";
 import type { MemoryRange, PhysicalMemory } from "./memory.js";
-import { POW2, alignedRunOrder, getOrder, type PageAllocator } from "./page-allocator.js";
-import { PfnRunList } from "./pfn-runs.js";
-import { MAX_RUN_ORDER, RadixMap } from "./radix-map.js";
+import { INV_POW2, MemoryRangeCache, POW2, alignedRunOrder, floorLog2, getOrder, type PageAllocator } from "./page-allocator.js";
+import { NumberList, PfnRunList, stretchLength } from "./pfn-runs.js";
+import { MAX_RUN_ORDER, RadixMap, addCheckedRun, addCheckedRunStretches, walkRadixMapSegments } from "./radix-map.js";
 import type { KhoPreserver, PreservedRun } from "./types.js";
 
 /** How the outgoing side is set up at `kho_init`. */
@@ -52,6 +52,7 @@ export class KhoOutgoing implements KhoPreserver {
   readonly fdtPhys: number;
   /** Physical address of this kernel's `kexec-metadata` blob. */
   readonly kexecMetadataPhys: number;
+  readonly #ranges: MemoryRangeCache;
 
   /**
    * `kho_init`: allocate the map's root, the root FDT page (preserved), build the FDT, then
@@ -61,6 +62,7 @@ export class KhoOutgoing implements KhoPreserver {
     this.memory = allocator.memory;
     this.allocator = allocator;
     this.scratch = options.scratch ?? allocator.scratch;
+    this.#ranges = new MemoryRangeCache(this.memory);
     this.radix = new RadixMap(this.memory, {
       allocPage: () => allocator.allocFolio(0),
       freePage: (phys) => {
@@ -102,7 +104,7 @@ export class KhoOutgoing implements KhoPreserver {
   preserveFolio(phys: number, order: number): void {
     this.#checkFolio(phys, order);
     this.#checkScratch(phys, POW2[PAGE_SHIFT + order]!);
-    this.radix.add(phys, order);
+    addCheckedRun(this.radix, phys, order); // a folio of memory is a valid run
   }
 
   /** `kho_unpreserve_folio`: clear the folio's run (a run never preserved is left alone). */
@@ -141,6 +143,62 @@ export class KhoOutgoing implements KhoPreserver {
     this.#checkPages(phys, count);
     const start = phys / PAGE_SIZE;
     this.#unpreserveRange(start, start + count);
+  }
+
+  /**
+   * `kho_preserve_folio` of every folio `physList[i]`, `from <= i < to`, all of `order`: the
+   * result of that loop of {@link KhoOutgoing.preserveFolio} calls, unwound on failure (the
+   * folios this call preserved before the failing one are unpreserved again; map nodes
+   * created on the way stay, as the kernel keeps them). Checks and map updates cost a few
+   * steps per folio instead of a call each.
+   *
+   * @throws KernelError as {@link KhoOutgoing.preserveFolio}, for the first folio that fails.
+   */
+  preserveFolios(physList: ArrayLike<number>, order: number, from = 0, to: number = physList.length): void {
+    if (from >= to) return;
+    this.#checkOrder(order);
+    const stretches = new NumberList();
+    const valid = this.#firstNonFolio(physList, from, to, order, stretches);
+    addCheckedRunStretches(this.radix, stretches, order); // unwinds itself on failure
+    if (valid < to) {
+      for (let i = from; i < valid; i++) this.radix.delete(physList[i]!, order);
+      this.preserveFolio(physList[valid]!, order); // throws the folio's error
+    }
+  }
+
+  /**
+   * `kho_preserve_pages(physList[i], count)` for every `from <= i < to`: the result of that
+   * loop of {@link KhoOutgoing.preservePages} calls, unwound on failure (the ranges this call
+   * preserved before the failing one are unpreserved again). When `count` is a power of two
+   * and a range is aligned to it (a folio: `kho_vmalloc` areas), its one run costs a few
+   * steps instead of a call.
+   *
+   * @throws KernelError as {@link KhoOutgoing.preservePages}, for the first range that fails.
+   */
+  preservePagesMany(physList: ArrayLike<number>, count: number, from = 0, to: number = physList.length): void {
+    if (from >= to) return;
+    // One run per range needs a power-of-two count; anything else goes range by range.
+    const order = Number.isSafeInteger(count) && count > 0 ? floorLog2(count) : -1;
+    const single = order >= 0 && POW2[order] === count && order <= MAX_RUN_ORDER;
+    let i = from;
+    try {
+      while (i < to) {
+        let stop = i;
+        if (single) {
+          const stretches = new NumberList();
+          stop = this.#firstNonFolio(physList, i, to, order, stretches);
+          addCheckedRunStretches(this.radix, stretches, order); // unwinds its own runs on failure
+        }
+        i = stop;
+        if (i < to) {
+          this.preservePages(physList[i]!, count);
+          i++;
+        }
+      }
+    } catch (error) {
+      for (let k = from; k < i; k++) this.#unpreserveRange(physList[k]! / PAGE_SIZE, physList[k]! / PAGE_SIZE + count);
+      throw error;
+    }
   }
 
   /**
@@ -238,8 +296,8 @@ export class KhoOutgoing implements KhoPreserver {
     // Joined as they come: the walk is ascending within each order.
     const runs = new PfnRunList(1024);
     try {
-      this.radix.walk((phys, order) => {
-        runs.pushJoined(phys / PAGE_SIZE, POW2[order]!);
+      walkRadixMapSegments(this.memory, this.radix.rootPhys, (phys, order, count) => {
+        runs.pushJoined(phys / PAGE_SIZE, count * POW2[order]!);
       });
     } catch (error) {
       if (!(error instanceof FormatError)) throw error;
@@ -261,25 +319,80 @@ export class KhoOutgoing implements KhoPreserver {
     }
   }
 
-  #checkFolio(phys: number, order: number): void {
+  #checkOrder(order: number): void {
     if (!Number.isInteger(order) || order < 0 || order > MAX_RUN_ORDER) {
       throw new KernelError("EINVAL", `folio order ${order} is outside 0..${MAX_RUN_ORDER}`);
     }
+  }
+
+  /**
+   * The first `i` in `from <= i < to` whose `physList[i]` is not a folio of `order` in memory
+   * and outside scratch (what preserveFolio accepts), else `to`; the folios before it go into
+   * `stretches` as (start, folios) pairs of adjacent folios.
+   */
+  #firstNonFolio(physList: ArrayLike<number>, from: number, to: number, order: number, stretches: NumberList): number {
     const size = POW2[PAGE_SHIFT + order]!;
-    if (!Number.isSafeInteger(phys) || phys < 0 || phys % size !== 0 || !this.memory.contains(phys, size)) {
+    let i = from;
+    while (i < to) {
+      const phys = physList[i]!;
+      if (!this.#isPreservableFolio(phys, order, size)) return i;
+      // The folios that follow it in memory: one check for the whole stretch when it is all
+      // memory and clear of scratch, else one by one.
+      const n = stretchLength(physList, i, to - i, size);
+      if (n > 1 && !(this.#ranges.contains(phys, n * size) && !this.#inScratch(phys, n * size))) {
+        for (let k = 1; k < n; k++) {
+          if (!this.#isPreservableFolio(phys + k * size, order, size)) {
+            stretches.push(phys);
+            stretches.push(k);
+            return i + k;
+          }
+        }
+      }
+      stretches.push(phys);
+      stretches.push(n);
+      i += n;
+    }
+    return to;
+  }
+
+  /** Whether {@link KhoOutgoing.preserveFolio} accepts `phys` as a folio of `order` (`size` bytes). */
+  #isPreservableFolio(phys: number, order: number, size: number): boolean {
+    return this.#isFolio(phys, order, size) && !this.#inScratch(phys, size);
+  }
+
+  /** Whether `phys` is a folio of `order` (`size` bytes) in memory. */
+  #isFolio(phys: number, order: number, size: number): boolean {
+    return Number.isSafeInteger(phys) && phys >= 0 && Math.floor(phys * INV_POW2[PAGE_SHIFT + order]!) * size === phys && this.#ranges.contains(phys, size);
+  }
+
+  #checkFolio(phys: number, order: number): void {
+    this.#checkOrder(order);
+    const size = POW2[PAGE_SHIFT + order]!;
+    if (!this.#isFolio(phys, order, size)) {
       throw new KernelError("EINVAL", `${hex(phys)} is not an order-${order} folio of memory`);
     }
   }
 
   #checkPages(phys: number, count: number): void {
     if (!Number.isSafeInteger(count) || count < 0) throw new KernelError("EINVAL", `page count ${count} is not a count`);
-    if (!Number.isSafeInteger(phys) || phys < 0 || phys % PAGE_SIZE !== 0 || (count > 0 && !this.memory.contains(phys, count * PAGE_SIZE))) {
+    if (!Number.isSafeInteger(phys) || phys < 0 || phys % PAGE_SIZE !== 0 || (count > 0 && !this.#ranges.contains(phys, count * PAGE_SIZE))) {
       throw new KernelError("EINVAL", `${hex(phys)} + ${count} pages is not page-aligned memory`);
     }
   }
 
+  /** Whether `[phys, phys + size)` overlaps scratch (`kho_scratch_overlap`). */
+  #inScratch(phys: number, size: number): boolean {
+    const scratch = this.scratch;
+    for (let k = 0; k < scratch.length; k++) {
+      const s = scratch[k]!;
+      if (phys < s.start + s.size && s.start < phys + size) return true;
+    }
+    return false;
+  }
+
   /** `kho_scratch_overlap`. */
   #checkScratch(phys: number, size: number): void {
+    if (!this.#inScratch(phys, size)) return;
     for (const s of this.scratch) {
       if (phys < s.start + s.size && s.start < phys + size) {
         throw new KernelError("EINVAL", `${hex(phys)}+${hex(size)} overlaps scratch ${hex(s.start)}+${hex(s.size)}`);

@@ -23,7 +23,7 @@
 import { MAX_PAGE_ORDER, PAGE_SIZE } from "./abi.js";
 import { KernelError } from "./errors.js";
 import type { MemoryRange, PhysicalMemory } from "./memory.js";
-import { PfnRunList, PfnTable, type PfnRun } from "./pfn-runs.js";
+import { PfnRunList, PfnTable, stretchLength, type PfnRun } from "./pfn-runs.js";
 
 /** What to keep out of the allocator. */
 export interface PageAllocatorOptions {
@@ -43,6 +43,8 @@ export interface PageAllocatorOptions {
 const TWO_32 = 2 ** 32;
 /** 2^i for i in 0..63: a table lookup is much cheaper than `2 ** i` with a variable i. */
 export const POW2: Float64Array = Float64Array.from({ length: 64 }, (_, i) => 2 ** i);
+/** 2^-i for i in 0..63: multiplying by it divides by 2^i exactly, and far faster than a division. */
+export const INV_POW2: Float64Array = Float64Array.from({ length: 64 }, (_, i) => 2 ** -i);
 /** Largest block in a 52-bit physical address space (a whole adopted run can be this big). */
 const MAX_BLOCK_ORDER = 40;
 /** Added to the order of an owned entry whose aligned parts may be freed one by one. */
@@ -109,6 +111,201 @@ class FreeList {
   }
 }
 
+/**
+ * Whether ranges of physical memory are memory (`PhysicalMemory.contains`), remembering the
+ * memory range the last answer fell in: checks of runs that cluster (a million pages
+ * preserved or restored one by one) then cost two comparisons. Memory ranges never change,
+ * so the remembered one stays right.
+ */
+export class MemoryRangeCache {
+  readonly #memory: PhysicalMemory;
+  #start = 0;
+  #end = 0;
+
+  constructor(memory: PhysicalMemory) {
+    this.#memory = memory;
+  }
+
+  /** `memory.contains(phys, len)` for a safe-integer `phys >= 0` and `len >= 0`. */
+  contains(phys: number, len: number): boolean {
+    if (len > 0 && phys >= this.#start && phys + len <= this.#end) return true;
+    if (!this.#memory.contains(phys, len)) return false;
+    if (len > 0) {
+      // Inside one (merged) range: remember it.
+      for (const r of this.#memory.ranges) {
+        if (phys >= r.start && phys < r.start + r.size) {
+          this.#start = r.start;
+          this.#end = r.start + r.size;
+          break;
+        }
+      }
+    }
+    return true;
+  }
+}
+
+/** Pages per chunk of the order-0 ownership bitmaps (16 MiB of memory). */
+const OWNED_CHUNK_PAGES = 4096;
+const OWNED_CHUNK_WORDS = OWNED_CHUNK_PAGES / 32;
+/** Value of an owned order-0 page restored with `kho_restore_pages` (freed page by page). */
+const SPLITTABLE_PAGE = SPLITTABLE;
+
+/**
+ * Handed-out folios, head pfn -> order (+ SPLITTABLE), as a map would hold them. Order-0
+ * entries (most of them: single pages, restored page runs) are bits of per-chunk bitmaps, so
+ * a million of them cost a bit each to set and to test; other entries live in a
+ * {@link PfnTable}, flagged in the chunk's third bitmap so that a lookup of a page that owns
+ * nothing never probes the table. Keys that are not page frame numbers (never stored) go
+ * to the table, which answers as it always did.
+ */
+class OwnedFolios {
+  readonly #table: PfnTable;
+  /** chunk index -> [order-0 folio bits | SPLITTABLE page bits | "in the table" bits]. */
+  readonly #chunks = new Map<number, Uint32Array>();
+  #bitEntries = 0;
+  #lastChunk = -1;
+  #lastBits: Uint32Array | undefined;
+
+  constructor(capacity: number) {
+    this.#table = new PfnTable(capacity);
+  }
+
+  get size(): number {
+    return this.#table.size + this.#bitEntries;
+  }
+
+  /** The chunk bitmaps of `chunk`, created when `create`. */
+  #bits(chunk: number, create: boolean): Uint32Array | undefined {
+    if (chunk === this.#lastChunk) return this.#lastBits;
+    let bits = this.#chunks.get(chunk);
+    if (bits === undefined) {
+      if (!create) return undefined;
+      bits = new Uint32Array(OWNED_CHUNK_WORDS * 3);
+      this.#chunks.set(chunk, bits);
+    }
+    this.#lastChunk = chunk;
+    this.#lastBits = bits;
+    return bits;
+  }
+
+  /** The value for `pfn`, or -1. */
+  get(pfn: number): number {
+    if (!isPfn(pfn)) return this.#table.get(pfn);
+    const chunk = Math.floor(pfn / OWNED_CHUNK_PAGES);
+    const bits = this.#bits(chunk, false);
+    if (bits === undefined) return -1;
+    const index = pfn - chunk * OWNED_CHUNK_PAGES;
+    const word = index >>> 5;
+    const mask = 1 << (index & 31);
+    if ((bits[word]! & mask) !== 0) return 0;
+    if ((bits[OWNED_CHUNK_WORDS + word]! & mask) !== 0) return SPLITTABLE_PAGE;
+    if ((bits[2 * OWNED_CHUNK_WORDS + word]! & mask) !== 0) return this.#table.get(pfn);
+    return -1;
+  }
+
+  set(pfn: number, value: number): void {
+    if (!isPfn(pfn)) {
+      this.#table.set(pfn, value);
+      return;
+    }
+    const chunk = Math.floor(pfn / OWNED_CHUNK_PAGES);
+    const bits = this.#bits(chunk, true)!;
+    const index = pfn - chunk * OWNED_CHUNK_PAGES;
+    const word = index >>> 5;
+    const mask = 1 << (index & 31);
+    this.#clearBits(bits, pfn, word, mask);
+    if (value === 0 || value === SPLITTABLE_PAGE) {
+      const at = value === 0 ? word : OWNED_CHUNK_WORDS + word;
+      bits[at] = bits[at]! | mask;
+      this.#bitEntries++;
+    } else {
+      this.#table.set(pfn, value);
+      const at = 2 * OWNED_CHUNK_WORDS + word;
+      bits[at] = bits[at]! | mask;
+    }
+  }
+
+  /**
+   * `set(p, value)` for every page `p` of `[pfn, pfn + count)`, an order-0 value (0 or
+   * SPLITTABLE_PAGE), a word of bits at a time.
+   */
+  setPages(pfn: number, count: number, value: number): void {
+    const target = value === 0 ? 0 : OWNED_CHUNK_WORDS;
+    const end = pfn + count;
+    let p = pfn;
+    while (p < end) {
+      const chunk = Math.floor(p / OWNED_CHUNK_PAGES);
+      const bits = this.#bits(chunk, true)!;
+      const chunkStart = chunk * OWNED_CHUNK_PAGES;
+      const stop = Math.min(end, chunkStart + OWNED_CHUNK_PAGES);
+      while (p < stop) {
+        const index = p - chunkStart;
+        const word = index >>> 5;
+        const shift = index & 31;
+        const take = Math.min(32 - shift, stop - p);
+        const mask = take === 32 ? -1 : ((1 << take) - 1) << shift;
+        // Whatever these pages held goes first (as set() replaces an entry).
+        const inTable = bits[2 * OWNED_CHUNK_WORDS + word]! & mask;
+        if (inTable !== 0) {
+          for (let b = 0; b < 32; b++) if ((inTable & (1 << b)) !== 0) this.#table.delete(chunkStart + word * 32 + b);
+          bits[2 * OWNED_CHUNK_WORDS + word] = bits[2 * OWNED_CHUNK_WORDS + word]! & ~mask;
+        }
+        this.#bitEntries -= popcount32(bits[word]! & mask) + popcount32(bits[OWNED_CHUNK_WORDS + word]! & mask);
+        bits[word] = bits[word]! & ~mask;
+        bits[OWNED_CHUNK_WORDS + word] = bits[OWNED_CHUNK_WORDS + word]! & ~mask;
+        bits[target + word] = bits[target + word]! | mask;
+        this.#bitEntries += take;
+        p += take;
+      }
+    }
+  }
+
+  /** Remove `pfn`; whether it was there. */
+  delete(pfn: number): boolean {
+    if (!isPfn(pfn)) return this.#table.delete(pfn);
+    const chunk = Math.floor(pfn / OWNED_CHUNK_PAGES);
+    const bits = this.#bits(chunk, false);
+    if (bits === undefined) return false;
+    const index = pfn - chunk * OWNED_CHUNK_PAGES;
+    return this.#clearBits(bits, pfn, index >>> 5, 1 << (index & 31));
+  }
+
+  /** Drop whatever `pfn` holds; whether it held something. */
+  #clearBits(bits: Uint32Array, pfn: number, word: number, mask: number): boolean {
+    const inv = ~mask;
+    if ((bits[word]! & mask) !== 0) {
+      bits[word] = bits[word]! & inv;
+      this.#bitEntries--;
+      return true;
+    }
+    const pageWord = OWNED_CHUNK_WORDS + word;
+    if ((bits[pageWord]! & mask) !== 0) {
+      bits[pageWord] = bits[pageWord]! & inv;
+      this.#bitEntries--;
+      return true;
+    }
+    const tableWord = 2 * OWNED_CHUNK_WORDS + word;
+    if ((bits[tableWord]! & mask) !== 0) {
+      bits[tableWord] = bits[tableWord]! & inv;
+      this.#table.delete(pfn);
+      return true;
+    }
+    return false;
+  }
+}
+
+/** Number of set bits of a 32-bit value. */
+function popcount32(x: number): number {
+  let v = x - ((x >>> 1) & 0x55555555);
+  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+  return (Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
+}
+
+/** Whether `n` is a page frame number the bitmaps can hold (a safe integer >= 0). */
+function isPfn(n: number): boolean {
+  return Number.isSafeInteger(n) && n >= 0;
+}
+
 /** The buddy allocator of one machine boot. See the module comment. */
 export class PageAllocator {
   readonly memory: PhysicalMemory;
@@ -123,7 +320,8 @@ export class PageAllocator {
   #next = 0;
   #freePages = 0;
   /** Handed-out folios: head pfn -> order (+ SPLITTABLE for restored page runs). */
-  readonly #owned: PfnTable;
+  readonly #owned: OwnedFolios;
+  readonly #ranges: MemoryRangeCache;
 
   constructor(memory: PhysicalMemory, options: PageAllocatorOptions = {}) {
     this.memory = memory;
@@ -148,7 +346,8 @@ export class PageAllocator {
     }
     const excluded = exclude.merged();
     // Sized for the reserved runs: each may come back through adopt (restore).
-    this.#owned = new PfnTable(Math.max(1024, exclude.length));
+    this.#owned = new OwnedFolios(Math.max(1024, exclude.length));
+    this.#ranges = new MemoryRangeCache(memory);
     const extStart: number[] = [];
     const extEnd: number[] = [];
     let x = 0;
@@ -258,6 +457,53 @@ export class PageAllocator {
     this.#owned.set(pfn, order + (asPages ? SPLITTABLE : 0));
   }
 
+  /**
+   * {@link PageAllocator.adopt} of every block `physList[i]` of `order`, `from <= i < to`: all
+   * checked first (a failure adopts nothing), then adopted in list order.
+   *
+   * @throws KernelError `EINVAL` for the first entry that is not an aligned block of memory.
+   */
+  adoptMany(physList: ArrayLike<number>, order: number, asPages = false, from = 0, to: number = physList.length): void {
+    if (from >= to) return;
+    const size = PAGE_SIZE * POW2[order]!;
+    // Check: entries that continue each other in memory are checked as one span.
+    for (let i = from; i < to; ) {
+      const phys = physList[i]!;
+      this.#checkBlock(phys, order);
+      const n = stretchLength(physList, i, to - i, size);
+      if (n > 1 && !this.#ranges.contains(phys, n * size)) for (let k = 1; k < n; k++) this.#checkBlock(phys + k * size, order);
+      i += n;
+    }
+    const value = order + (asPages ? SPLITTABLE : 0);
+    const owned = this.#owned;
+    const pages = POW2[order]!;
+    for (let i = from; i < to; ) {
+      const pfn = physList[i]! / PAGE_SIZE;
+      const n = stretchLength(physList, i, to - i, size);
+      if (order === 0) owned.setPages(pfn, n, value);
+      else for (let k = 0; k < n; k++) owned.set(pfn + k * pages, value);
+      i += n;
+    }
+  }
+
+  /**
+   * {@link PageAllocator.adopt} of `count` adjacent blocks of `order` from `phys` (`phys`,
+   * `phys + 2^order pages`, ...), checked as one span first.
+   *
+   * @throws KernelError `EINVAL` when the span is not aligned blocks of memory (nothing adopted).
+   */
+  adoptRange(phys: number, count: number, order: number, asPages = false): void {
+    if (!Number.isSafeInteger(count) || count < 0) throw new KernelError("EINVAL", `block count ${count} is not a count`);
+    if (count === 0) return;
+    this.#checkBlock(phys, order);
+    const size = PAGE_SIZE * POW2[order]!;
+    if (!this.#ranges.contains(phys, count * size)) for (let k = 1; k < count; k++) this.#checkBlock(phys + k * size, order);
+    const value = order + (asPages ? SPLITTABLE : 0);
+    const pfn = phys / PAGE_SIZE;
+    if (order === 0) this.#owned.setPages(pfn, count, value);
+    else for (let k = 0; k < count; k++) this.#owned.set(pfn + k * POW2[order]!, value);
+  }
+
   /** Whether `[phys, 2^order pages)` is exactly a folio (or adopted page run) handed out. */
   isOwned(phys: number, order: number): boolean {
     const owned = this.#owned.get(phys / PAGE_SIZE);
@@ -268,8 +514,8 @@ export class PageAllocator {
     if (!Number.isInteger(order) || order < 0 || order > MAX_BLOCK_ORDER) {
       throw new KernelError("EINVAL", `order ${order} is not a folio order`);
     }
-    const size = PAGE_SIZE * 2 ** order;
-    if (!Number.isSafeInteger(phys) || phys < 0 || phys % size !== 0 || !this.memory.contains(phys, size)) {
+    const size = PAGE_SIZE * POW2[order]!;
+    if (!Number.isSafeInteger(phys) || phys < 0 || phys % size !== 0 || !this.#ranges.contains(phys, size)) {
       throw new KernelError("EINVAL", `0x${phys.toString(16)} is not an order-${order} aligned block of memory`);
     }
     return phys / PAGE_SIZE;

@@ -281,3 +281,45 @@ export class PfnTable {
     for (let i = 0; i < oldKeys.length; i++) if (oldKeys[i] !== 0) this.set(oldKeys[i]! - 1, oldValues[i]!);
   }
 }
+
+/**
+ * A growable list of numbers in a Float64Array: what the bulk paths collect (stretches of
+ * adjacent runs, a few numbers each). Unlike a JS array it never changes element kind when
+ * a large address follows a small count, which would send optimized code back to the
+ * interpreter in the middle of a million-entry loop.
+ */
+export class NumberList {
+  // 64 bytes: V8 keeps typed arrays this small on its heap (cheap to create, and a list is
+  // created per bulk call); larger ones get a separately allocated backing store.
+  #data = new Float64Array(8);
+  #length = 0;
+
+  get length(): number {
+    return this.#length;
+  }
+
+  push(value: number): void {
+    if (this.#length === this.#data.length) {
+      const grown = new Float64Array(this.#length * 2);
+      grown.set(this.#data);
+      this.#data = grown;
+    }
+    this.#data[this.#length++] = value;
+  }
+
+  /** Entry `i` (`0 <= i < length`). */
+  get(i: number): number {
+    return this.#data[i]!;
+  }
+}
+
+/**
+ * How many entries from `list[i]` on, at least 1 and at most `most`, continue it in steps of
+ * `step` (`list[i + k] === list[i] + k * step`): a stretch of adjacent runs. One small
+ * function for every bulk path, so it is optimized early and stays so whatever its callers do.
+ */
+export function stretchLength(list: ArrayLike<number>, i: number, most: number, step: number): number {
+  let n = 1;
+  for (let next = list[i]! + step; n < most && list[i + n] === next; next += step) n++;
+  return n;
+}

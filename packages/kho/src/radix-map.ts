@@ -29,7 +29,8 @@ import {
 } from "./abi.js";
 import { FormatError, KernelError } from "./errors.js";
 import type { PhysicalMemory } from "./memory.js";
-import { POW2 } from "./page-allocator.js";
+import { INV_POW2, POW2 } from "./page-allocator.js";
+import { NumberList, stretchLength } from "./pfn-runs.js";
 import type { PhysReader } from "./types.js";
 
 /** The format name carried by every {@link FormatError} of the walker. */
@@ -64,11 +65,19 @@ export interface RadixWalkResult {
   readonly runs: number;
 }
 
+/**
+ * Receives `count` preserved runs of `2^order` pages: at `phys`, `phys + 2^order pages`, and
+ * so on (adjacent in memory and consecutive in walk order).
+ */
+export type RadixSegmentVisitor = (phys: number, order: number, count: number) => void;
+
 /** Options of {@link walkRadixMap}. */
 export interface RadixWalkOptions {
   /**
    * Whether a run lies in memory. Defaults to `reader.contains`: right for a machine or a
    * whole-memory dump; an image that holds only some pages passes the machine's memory map.
+   * It may also be asked about several adjacent runs at once (a whole bitmap's span, a
+   * stretch of set bits): a span is in memory exactly when each of its runs is.
    */
   readonly runInMemory?: (phys: number, len: number) => boolean;
   /**
@@ -79,9 +88,41 @@ export interface RadixWalkOptions {
   readonly maxRuns?: number;
 }
 
-/** The key of a run, the bit's leaf prefix and bit index. Assumes a valid, aligned run. */
+/** Bitmap words (u32) per leaf, table entries' u32 halves per table. */
+const LEAF_WORDS = KHO_BITMAP_BITS / 32;
+/** Leaves and tables are read as u32 words; the wire is little-endian, so only on such hosts. */
+const HOST_LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
+/** The key of a run. Assumes a valid, aligned run. */
 function keyOf(phys: number, order: number): number {
-  return POW2[KHO_ORDER_0_LOG2 - order]! + Math.floor(phys / POW2[PAGE_SHIFT + order]!);
+  return POW2[KHO_ORDER_0_LOG2 - order]! + Math.floor(phys * INV_POW2[PAGE_SHIFT + order]!);
+}
+
+/** Whether `phys` is a valid start of a run of `order` (an integer order in 0..MAX_RUN_ORDER). */
+function isRunStart(phys: number, order: number): boolean {
+  if (!Number.isSafeInteger(phys) || phys < 0 || phys >= MAX_PHYS) return false;
+  return Math.floor(phys * INV_POW2[PAGE_SHIFT + order]!) * POW2[PAGE_SHIFT + order]! === phys;
+}
+
+/**
+ * The first `i` in `from <= i < to` whose `physList[i]` is not a run start of `order` (see
+ * {@link isRunStart}), else `to`; the valid entries before it go into `stretches` as (start,
+ * runs) pairs of adjacent runs. After a valid start, entries that continue it in memory are
+ * valid while below 2^52: one comparison each.
+ */
+function firstNonRunStart(physList: ArrayLike<number>, order: number, from: number, to: number, stretches: NumberList): number {
+  const unit = POW2[PAGE_SHIFT + order]!;
+  let i = from;
+  while (i < to) {
+    const phys = physList[i]!;
+    if (!isRunStart(phys, order)) return i;
+    // Continuing entries are valid while below 2^52 (a whole number of units away).
+    const n = stretchLength(physList, i, Math.min(to - i, (MAX_PHYS - phys) / unit), unit);
+    stretches.push(phys);
+    stretches.push(n);
+    i += n;
+  }
+  return to;
 }
 
 function fail(offset: number, rule: string, message: string): never {
@@ -108,32 +149,105 @@ export function walkRadixMap(
   visit: (phys: number, order: number) => void,
   options: RadixWalkOptions = {},
 ): RadixWalkResult {
+  return walkRadixMapSegments(
+    reader,
+    rootPhys,
+    (phys, order, count) => {
+      const len = POW2[PAGE_SHIFT + order]!;
+      for (let i = 0; i < count; i++) visit(phys + i * len, order);
+    },
+    options,
+  );
+}
+
+/**
+ * {@link walkRadixMap} reporting stretches of runs instead of single runs: `visit(phys, order,
+ * count)` stands for the `count` runs of `order` at `phys`, `phys + 2^order pages`, ..., which
+ * the walk meets one after another (adjacent bits of one order). Calling `visit(phys + i *
+ * 2^order pages, order)` for each is exactly the per-run walk, failures included: the
+ * stretches reported before a failure are the runs reported before it. A map of adjacent
+ * runs (the common case: pages preserved in bulk) costs one call per stretch and one step per
+ * bitmap word, not one per run.
+ */
+export function walkRadixMapSegments(
+  reader: PhysReader,
+  rootPhys: number,
+  visit: RadixSegmentVisitor,
+  options: RadixWalkOptions = {},
+): RadixWalkResult {
   const runInMemory = options.runInMemory ?? ((phys: number, len: number) => reader.contains(phys, len));
   const maxRuns = options.maxRuns ?? Infinity;
   const nodes: RadixNodePage[] = [];
   const seen = new Set<number>();
   const buffers: Uint8Array[] = [];
-  const views: DataView[] = [];
-  for (let l = 0; l <= ROOT_LEVEL; l++) {
-    const b = new Uint8Array(PAGE_SIZE);
-    buffers.push(b);
-    views.push(new DataView(b.buffer));
-  }
+  for (let l = 0; l <= ROOT_LEVEL; l++) buffers.push(new Uint8Array(PAGE_SIZE));
+  // u32 words of each level's buffer (a decoded copy on big-endian hosts).
+  const words = buffers.map((b) => (HOST_LITTLE_ENDIAN ? new Uint32Array(b.buffer) : new Uint32Array(PAGE_SIZE / 4)));
   let runs = 0;
+
+  // The stretch not yet reported: runs are gathered while they stay adjacent and of one order.
+  let pendingPhys = 0;
+  let pendingOrder = 0;
+  let pendingCount = 0;
+  let pendingEnd = 0;
+  const flush = (): void => {
+    if (pendingCount === 0) return;
+    const count = pendingCount;
+    pendingCount = 0;
+    visit(pendingPhys, pendingOrder, count);
+  };
+  const emit = (phys: number, order: number, count: number): void => {
+    const len = POW2[PAGE_SHIFT + order]!;
+    if (pendingCount > 0 && order === pendingOrder && phys === pendingEnd) {
+      pendingCount += count;
+      pendingEnd += count * len;
+      return;
+    }
+    flush();
+    pendingPhys = phys;
+    pendingOrder = order;
+    pendingCount = count;
+    pendingEnd = phys + count * len;
+  };
+  // Report what came before, then fail: the visitor sees every run preceding the damage.
+  const stop = (offset: number, rule: string, message: string): never => {
+    flush();
+    return fail(offset, rule, message);
+  };
 
   const enter = (phys: number, level: number, entryAt: number): void => {
     const where = entryAt < 0 ? "the root pointer" : `the entry at 0x${entryAt.toString(16)}`;
     const offset = entryAt < 0 ? phys : entryAt;
-    if (phys % PAGE_SIZE !== 0) fail(offset, "node-unaligned", `${where} points to 0x${phys.toString(16)}, not a page`);
-    if (!reader.contains(phys, PAGE_SIZE)) fail(offset, "node-outside-memory", `${where} points to 0x${phys.toString(16)}, outside memory`);
-    if (seen.has(phys)) fail(offset, "node-repeated", `${where} points to node page 0x${phys.toString(16)} a second time (cycle or shared subtree)`);
+    if (phys % PAGE_SIZE !== 0) stop(offset, "node-unaligned", `${where} points to 0x${phys.toString(16)}, not a page`);
+    if (!reader.contains(phys, PAGE_SIZE)) stop(offset, "node-outside-memory", `${where} points to 0x${phys.toString(16)}, outside memory`);
+    if (seen.has(phys)) stop(offset, "node-repeated", `${where} points to node page 0x${phys.toString(16)} a second time (cycle or shared subtree)`);
     seen.add(phys);
     nodes.push({ phys, level });
-    reader.readInto(phys, buffers[level]!);
+    const buffer = buffers[level]!;
+    reader.readInto(phys, buffer);
+    if (!HOST_LITTLE_ENDIAN) {
+      const view = new DataView(buffer.buffer);
+      const w = words[level]!;
+      for (let i = 0; i < w.length; i++) w[i] = view.getUint32(i * 4, true);
+    }
+  };
+
+  /** A bit of the leaf with prefix 0, where each key's order comes from the bit itself. */
+  const mixedOrderBit = (leafPhys: number, bit: number): void => {
+    if (bit === 0) stop(leafPhys, "key-order", `bit 0 of the bitmap at 0x${leafPhys.toString(16)} is key 0, which encodes no order`);
+    const top = 31 - Math.clz32(bit);
+    const runOrder = KHO_ORDER_0_LOG2 - top;
+    const len = POW2[PAGE_SHIFT + runOrder]!;
+    const phys = (bit - POW2[top]!) * len;
+    if (!runInMemory(phys, len)) {
+      stop(leafPhys + (bit >>> 3), "run-outside-memory", `bit ${bit} of the bitmap at 0x${leafPhys.toString(16)} preserves 0x${phys.toString(16)} order ${runOrder}, not wholly in memory`);
+    }
+    if (++runs > maxRuns) stop(leafPhys + (bit >>> 3), "too-many-runs", `the map holds more than ${maxRuns} runs, more than memory has pages`);
+    emit(phys, runOrder, 1);
   };
 
   const walkLeaf = (leafPhys: number, base: number, orderValid: boolean): void => {
-    const view = views[0]!;
+    const leaf = words[0]!;
     // With a non-zero prefix the key's top bit (hence the order) is the prefix's.
     let order = 0;
     let low = 0;
@@ -151,49 +265,68 @@ export function walkRadixMap(
       const spanLen = KHO_BITMAP_BITS * unit;
       spanInMemory = spanStart + spanLen <= MAX_PHYS && runInMemory(spanStart, spanLen);
     }
-    for (let w = 0; w < KHO_BITMAP_BITS / 32; w++) {
-      let word = view.getUint32(w * 4, true);
+    for (let w = 0; w < LEAF_WORDS; w++) {
+      let word = leaf[w]!;
       if (word === 0) continue;
       if (!orderValid) {
-        fail(leafPhys + w * 4, "key-order", `a bit of the bitmap at 0x${leafPhys.toString(16)} is a key of negative order (root index >= ${ROOT_FIRST_INVALID_INDEX})`);
+        stop(leafPhys + w * 4, "key-order", `a bit of the bitmap at 0x${leafPhys.toString(16)} is a key of negative order (root index >= ${ROOT_FIRST_INVALID_INDEX})`);
       }
+      if (base === 0) {
+        while (word !== 0) {
+          const t = 31 - Math.clz32(word & -word);
+          word = (word & (word - 1)) >>> 0;
+          mixedOrderBit(leafPhys, w * 32 + t);
+        }
+        continue;
+      }
+      // One step per stretch of adjacent set bits: bits [t, t + ones) of this word.
       while (word !== 0) {
         const t = 31 - Math.clz32(word & -word);
-        word = (word & (word - 1)) >>> 0;
+        const inverted = ~(word >>> t);
+        const ones = inverted === 0 ? 32 : 31 - Math.clz32(inverted & -inverted);
+        const end = t + ones;
+        word = end >= 32 ? 0 : ((word >>> end) << end) >>> 0;
         const bit = w * 32 + t;
-        let phys: number;
-        let runOrder: number;
-        if (base > 0) {
-          phys = (low + bit) * unit;
-          runOrder = order;
-        } else {
-          if (bit === 0) fail(leafPhys, "key-order", `bit 0 of the bitmap at 0x${leafPhys.toString(16)} is key 0, which encodes no order`);
-          const top = 31 - Math.clz32(bit);
-          runOrder = KHO_ORDER_0_LOG2 - top;
-          phys = (bit - POW2[top]!) * POW2[PAGE_SHIFT + runOrder]!;
+        const phys = (low + bit) * unit;
+        // How many of the stretch's runs pass, in the per-run order of checks: in memory,
+        // then within maxRuns.
+        let ok = ones;
+        let rule = "";
+        if (!spanInMemory && !runInMemory(phys, ones * unit)) {
+          ok = 0;
+          while (ok < ones && runInMemory(phys + ok * unit, unit)) ok++;
+          rule = "run-outside-memory";
         }
-        const len = POW2[PAGE_SHIFT + runOrder]!;
-        if (!spanInMemory && !runInMemory(phys, len)) {
-          fail(leafPhys + (bit >>> 3), "run-outside-memory", `bit ${bit} of the bitmap at 0x${leafPhys.toString(16)} preserves 0x${phys.toString(16)} order ${runOrder}, not wholly in memory`);
+        const allowed = Math.max(0, Math.floor(maxRuns - runs));
+        if (allowed < ok) {
+          ok = allowed;
+          rule = "too-many-runs";
         }
-        if (++runs > maxRuns) {
-          fail(leafPhys + (bit >>> 3), "too-many-runs", `the map holds more than ${maxRuns} runs, more than memory has pages`);
+        if (ok > 0) {
+          emit(phys, order, ok);
+          runs += ok;
         }
-        visit(phys, runOrder);
+        if (ok < ones) {
+          const bad = bit + ok;
+          if (rule === "too-many-runs") {
+            stop(leafPhys + (bad >>> 3), rule, `the map holds more than ${maxRuns} runs, more than memory has pages`);
+          }
+          stop(leafPhys + (bad >>> 3), rule, `bit ${bad} of the bitmap at 0x${leafPhys.toString(16)} preserves 0x${(phys + ok * unit).toString(16)} order ${order}, not wholly in memory`);
+        }
       }
     }
   };
 
   const walkTable = (tablePhys: number, level: number, base: number, orderValid: boolean): void => {
-    const view = views[level]!;
+    const table = words[level]!;
     const span = 2 ** levelShiftLog2(level);
     for (let i = 0; i < KHO_TABLE_SIZE; i++) {
-      const lo = view.getUint32(i * 8, true);
-      const hi = view.getUint32(i * 8 + 4, true);
+      const lo = table[i * 2]!;
+      const hi = table[i * 2 + 1]!;
       if (lo === 0 && hi === 0) continue;
       const entryAt = tablePhys + i * 8;
       if (hi >= 2 ** (PHYS_ADDR_BITS - 32)) {
-        fail(entryAt, "node-outside-memory", `the entry at 0x${entryAt.toString(16)} points beyond ${PHYS_ADDR_BITS} bits`);
+        stop(entryAt, "node-outside-memory", `the entry at 0x${entryAt.toString(16)} points beyond ${PHYS_ADDR_BITS} bits`);
       }
       const child = hi * TWO_32 + lo;
       const valid = orderValid && !(level === ROOT_LEVEL && i >= ROOT_FIRST_INVALID_INDEX);
@@ -209,7 +342,55 @@ export function walkRadixMap(
   }
   enter(rootPhys, ROOT_LEVEL, -1);
   walkTable(rootPhys, ROOT_LEVEL, 0, true);
+  flush();
   return { nodes, runs };
+}
+
+function checkOrder(order: number): void {
+  if (!Number.isInteger(order) || order < 0 || order > MAX_RUN_ORDER) {
+    throw new KernelError("EINVAL", `order ${order} is outside 0..${MAX_RUN_ORDER}`);
+  }
+}
+
+/** Set bits `[bit, bit + count)` of a little-endian bitmap (byte `b >> 3`, bit `b & 7`). */
+function setBitRange(bitmap: Uint8Array, bit: number, count: number): void {
+  let b = bit;
+  const end = bit + count;
+  while (b < end && (b & 7) !== 0) {
+    bitmap[b >>> 3]! |= 1 << (b & 7);
+    b++;
+  }
+  if (end - b >= 8) {
+    bitmap.fill(0xff, b >>> 3, end >>> 3);
+    b = end & ~7;
+  }
+  while (b < end) {
+    bitmap[b >>> 3]! |= 1 << (b & 7);
+    b++;
+  }
+}
+
+/** The package's way to add runs a caller has already checked (see {@link addCheckedRun}). */
+let addKey: (map: RadixMap, key: number) => void;
+let addCheckedStretches: (map: RadixMap, stretches: NumberList, order: number) => void;
+
+/**
+ * {@link RadixMap.add} of a run the caller has checked to be a valid run start of a valid
+ * order (`KhoOutgoing` checks folios against memory, which implies it): the same result,
+ * without checking twice. Internal to the package (not exported from its index).
+ */
+export function addCheckedRun(map: RadixMap, phys: number, order: number): void {
+  addKey(map, keyOf(phys, order));
+}
+
+/**
+ * Add checked runs (see {@link addCheckedRun}) given as stretches: (start, runs) pairs, each
+ * `runs` adjacent runs of `order` from physical address `start`, in list order. On a failure
+ * the runs this call added are deleted again and the error is thrown (as
+ * {@link RadixMap.addMany}). Internal to the package.
+ */
+export function addCheckedRunStretches(map: RadixMap, stretches: NumberList, order: number): void {
+  if (stretches.length > 0) addCheckedStretches(map, stretches, order);
 }
 
 /** Where the outgoing map gets its node pages. */
@@ -255,6 +436,15 @@ export class RadixMap {
   #lastPrefix = -1;
   #lastLeafPfn = -1;
 
+  static {
+    addKey = (map, key) => {
+      map.#addKey(key);
+    };
+    addCheckedStretches = (map, stretches, order) => {
+      map.#addStretches(stretches, order);
+    };
+  }
+
   /** Allocates the root table (`kzalloc(PAGE_SIZE)`); throws `ENOMEM` when memory is out. */
   constructor(memory: PhysicalMemory, pages: RadixPageSource) {
     this.memory = memory;
@@ -275,19 +465,37 @@ export class RadixMap {
    * @throws KernelError `EINVAL` for a run that is not aligned to its order, `ENOMEM`.
    */
   add(phys: number, order: number): void {
-    const key = this.#key(phys, order);
-    const prefix = Math.floor(key / KHO_BITMAP_BITS);
+    this.#addKey(this.#key(phys, order));
+  }
+
+  #addKey(key: number): void {
+    const prefix = Math.floor(key * INV_POW2[KHO_BITMAP_SIZE_LOG2]!);
     const bit = key - prefix * KHO_BITMAP_BITS;
-    let leafPfn: number;
-    if (prefix === this.#lastPrefix) {
-      leafPfn = this.#lastLeafPfn;
-    } else {
-      leafPfn = this.#descend(key);
-      this.#lastPrefix = prefix;
-      this.#lastLeafPfn = leafPfn;
-    }
-    const leaf = this.memory.pageForWrite(leafPfn);
+    const leaf = this.memory.pageForWrite(this.#leafFor(key, prefix));
     leaf[bit >>> 3]! |= 1 << (bit & 7);
+  }
+
+  /**
+   * {@link RadixMap.add} of every run `physList[i]`, `from <= i < to`, all of `order`, in
+   * list order, with the same result as that loop of calls; on a failure (`EINVAL` for a
+   * run, `ENOMEM`), the runs this call added before it are deleted again (their paths stay,
+   * as after a delete) and the error is thrown. Runs that share a leaf cost a few arithmetic
+   * steps each: the leaf page is fetched once per stretch of them.
+   *
+   * @throws KernelError `EINVAL` for an order outside 0..MAX_RUN_ORDER or a run not aligned
+   *   to it, `ENOMEM`.
+   */
+  addMany(physList: ArrayLike<number>, order: number, from = 0, to: number = physList.length): void {
+    if (from >= to) return;
+    checkOrder(order);
+    // Valid runs first (a pure check), so the loop below has nothing to test per run.
+    const stretches = new NumberList();
+    const valid = firstNonRunStart(physList, order, from, to, stretches);
+    this.#addStretches(stretches, order);
+    if (valid < to) {
+      this.#deleteStretches(stretches, order, stretches.length, 0);
+      this.#key(physList[valid]!, order); // throws the run's EINVAL
+    }
   }
 
   /**
@@ -321,13 +529,63 @@ export class RadixMap {
   }
 
   #key(phys: number, order: number): number {
-    if (!Number.isInteger(order) || order < 0 || order > MAX_RUN_ORDER) {
-      throw new KernelError("EINVAL", `order ${order} is outside 0..${MAX_RUN_ORDER}`);
-    }
-    if (!Number.isSafeInteger(phys) || phys < 0 || phys % POW2[PAGE_SHIFT + order]! !== 0 || phys >= MAX_PHYS) {
+    checkOrder(order);
+    if (!isRunStart(phys, order)) {
       throw new KernelError("EINVAL", `0x${phys.toString(16)} is not aligned to order ${order}`);
     }
     return keyOf(phys, order);
+  }
+
+  /** The leaf pfn for `key` (whose leaf prefix is `prefix`), creating the missing path. */
+  #leafFor(key: number, prefix: number): number {
+    if (prefix === this.#lastPrefix) return this.#lastLeafPfn;
+    const leafPfn = this.#descend(key);
+    this.#lastPrefix = prefix;
+    this.#lastLeafPfn = leafPfn;
+    return leafPfn;
+  }
+
+  /**
+   * Add the runs of `stretches` ((start, runs) pairs of adjacent valid runs of `order`), in
+   * order: each stretch leaf by leaf, its bits within a leaf set with whole-byte writes and
+   * the leaf page fetched once (between two fetches of a leaf no other code runs, so its
+   * buffer stays the page's). On a failure, delete the runs added and rethrow.
+   */
+  #addStretches(stretches: NumberList, order: number): void {
+    const base = POW2[KHO_ORDER_0_LOG2 - order]!;
+    const unit = POW2[PAGE_SHIFT + order]!;
+    const inverseUnit = INV_POW2[PAGE_SHIFT + order]!;
+    let k = 0;
+    let done = 0; // runs of stretch k added
+    try {
+      for (; k < stretches.length; k += 2) {
+        const start = stretches.get(k);
+        const runs = stretches.get(k + 1);
+        for (done = 0; done < runs; ) {
+          const key = base + Math.floor((start + done * unit) * inverseUnit);
+          const prefix = Math.floor(key * INV_POW2[KHO_BITMAP_SIZE_LOG2]!);
+          const bit = key - prefix * KHO_BITMAP_BITS;
+          const n = Math.min(runs - done, KHO_BITMAP_BITS - bit);
+          setBitRange(this.memory.pageForWrite(this.#leafFor(key, prefix)), bit, n);
+          done += n;
+        }
+      }
+    } catch (error) {
+      this.#deleteStretches(stretches, order, k, done);
+      throw error;
+    }
+  }
+
+  /**
+   * Delete the runs of the stretches before index `whole` of `stretches` and the first
+   * `partial` runs of the one at `whole` (the runs {@link RadixMap.#addStretches} added).
+   */
+  #deleteStretches(stretches: NumberList, order: number, whole: number, partial: number): void {
+    const unit = POW2[PAGE_SHIFT + order]!;
+    for (let k = 0; k <= whole && k < stretches.length; k += 2) {
+      const runs = k < whole ? stretches.get(k + 1) : partial;
+      for (let r = 0; r < runs; r++) this.delete(stretches.get(k) + r * unit, order);
+    }
   }
 
   /** The leaf pfn for `key`, or -1 when a table entry on the way is empty. */

@@ -15,6 +15,11 @@ import type { KhoRestorer } from "./types.js";
 export interface KhoStampReader {
   /** The stamp on the page at `phys` (its run's order), or `undefined` when it carries none. */
   stampOf(phys: number): { readonly order: number } | undefined;
+  /**
+   * Optional: the same answer as a number, the order or -1 for none, so that checking many
+   * pages allocates nothing (`KhoIncoming` has it).
+   */
+  stampOrderOf?(phys: number): number;
 }
 
 /** The restorer's stamp reader, when it has one (`KhoIncoming` does). */
@@ -29,11 +34,13 @@ export function stampReaderOf(kho: KhoRestorer): KhoStampReader | undefined {
  * that run's order.
  */
 export function pagesAreStamped(stamps: KhoStampReader, phys: number, count: number): boolean {
+  // One page is one order-0 run at `phys` (for addresses where `pfn + 1 > pfn`, as below).
+  if (count === 1 && Math.abs(phys) <= Number.MAX_SAFE_INTEGER) return stampOrder(stamps, phys) === 0;
   let pfn = phys / PAGE_SIZE;
   const end = pfn + count;
   while (pfn < end) {
     const order = splitRunOrder(pfn, end - pfn);
-    if (stamps.stampOf(pfn * PAGE_SIZE)?.order !== order) return false;
+    if (stampOrder(stamps, pfn * PAGE_SIZE) !== order) return false;
     pfn += 2 ** order;
   }
   return true;
@@ -45,4 +52,29 @@ export function splitRunOrder(pfn: number, remaining: number): number {
   if (2 ** order > remaining) order--; // log2 rounding just below a power of two
   while (order > 0 && pfn % 2 ** order !== 0) order--;
   return order;
+}
+
+/**
+ * The first `i` in `from <= i < to` for which {@link pagesAreStamped}`(stamps, physList[i],
+ * count)` is false, or -1 when every range is stamped.
+ */
+export function firstUnstampedRange(stamps: KhoStampReader, physList: ArrayLike<number>, count: number, from = 0, to: number = physList.length): number {
+  if (count === 1 && stamps.stampOrderOf !== undefined) return firstUnstampedPage(stamps as Required<KhoStampReader>, physList, from, to);
+  for (let i = from; i < to; i++) if (!pagesAreStamped(stamps, physList[i]!, count)) return i;
+  return -1;
+}
+
+/** {@link firstUnstampedRange} of single pages, as {@link pagesAreStamped} answers for them. */
+function firstUnstampedPage(stamps: Required<KhoStampReader>, physList: ArrayLike<number>, from: number, to: number): number {
+  for (let i = from; i < to; i++) {
+    const phys = physList[i]!;
+    if (Math.abs(phys) <= Number.MAX_SAFE_INTEGER ? stamps.stampOrderOf(phys) !== 0 : !pagesAreStamped(stamps, phys, 1)) return i;
+  }
+  return -1;
+}
+
+/** The order of the stamp at `phys`, -1 for none. */
+function stampOrder(stamps: KhoStampReader, phys: number): number {
+  if (stamps.stampOrderOf !== undefined) return stamps.stampOrderOf(phys);
+  return stamps.stampOf(phys)?.order ?? -1;
 }

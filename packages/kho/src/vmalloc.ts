@@ -27,11 +27,13 @@ import {
 } from "./abi.js";
 import { FormatError, KernelError, type OffsetSpace } from "./errors.js";
 import { PhysicalMemory } from "./memory.js";
-import { pagesAreStamped, stampReaderOf } from "./stamp-probe.js";
+import { firstUnstampedRange, stampReaderOf, type KhoStampReader } from "./stamp-probe.js";
 import type { KhoPreserver, KhoRestorer, PhysReader } from "./types.js";
 
 const FORMAT = "kho-vmalloc";
 const TWO_32 = 0x1_0000_0000;
+const INVERSE_TWO_32 = 1 / TWO_32;
+const INVERSE_PAGE_SIZE = 1 / PAGE_SIZE;
 /** High half of a u64 at or above this is an address beyond 52 bits. */
 const PHYS_HIGH_LIMIT = 0x10_0000;
 /** Byte offset of `phys[0]` in a chunk, after the `next` link. */
@@ -52,11 +54,12 @@ function pageWords(page: Uint8Array, scratch: Uint32Array): Uint32Array {
   return scratch;
 }
 
-/** A chunk page being written: u32 words when they can alias the page, a DataView otherwise. */
+/** A chunk page being written: u32 words when they can alias the page, else a DataView. */
 interface ChunkWriter {
   readonly phys: number;
   readonly words: Uint32Array | undefined;
-  readonly view: DataView;
+  /** Set exactly when `words` is not. */
+  readonly view: DataView | undefined;
 }
 
 function writeWordPair(chunk: ChunkWriter, word: number, value: number): void {
@@ -66,9 +69,36 @@ function writeWordPair(chunk: ChunkWriter, word: number, value: number): void {
     chunk.words[word] = lo;
     chunk.words[word + 1] = hi;
   } else {
-    chunk.view.setUint32(word * 4, lo, true);
-    chunk.view.setUint32(word * 4 + 4, hi, true);
+    chunk.view!.setUint32(word * 4, lo, true);
+    chunk.view!.setUint32(word * 4 + 4, hi, true);
   }
+}
+
+/** Index of the first run that is not a non-zero page address (a safe integer), or -1. */
+function firstBadRun(runs: ArrayLike<number>): number {
+  for (let i = 0; i < runs.length; i++) {
+    const phys = runs[i]!;
+    // A positive integer exact in a double, page-aligned: a whole number of pages (NaN fails
+    // every comparison; multiplying by 1/4096 is exact and avoids a floating-point modulo).
+    if (!(phys > 0 && phys <= Number.MAX_SAFE_INTEGER && Math.floor(phys * INVERSE_PAGE_SIZE) * PAGE_SIZE === phys)) return i;
+  }
+  return -1;
+}
+
+/** Write runs `[from, to)` into the chunk from u32 word `word`; the word after them. */
+function writeRuns(chunk: ChunkWriter, word: number, runs: ArrayLike<number>, from: number, to: number): number {
+  const words = chunk.words;
+  if (words === undefined) {
+    for (let i = from; i < to; i++, word += 2) writeWordPair(chunk, word, runs[i]!);
+    return word;
+  }
+  for (let i = from; i < to; i++, word += 2) {
+    const value = runs[i]!;
+    const lo = value >>> 0;
+    words[word] = lo;
+    words[word + 1] = (value - lo) * INVERSE_TWO_32; // exact: a multiple of 2^32 over 2^32
+  }
+  return word;
 }
 
 /** A decoded `struct kho_vmalloc`. */
@@ -187,14 +217,8 @@ export function preserveVmalloc(kho: KhoPreserver, area: VmallocArea, descriptor
   const totalPages = runs.length * pagesPerRun;
   if (runs.length === 0) throw new KernelError("EINVAL", "a vmalloc area has at least one page");
   if (totalPages > 0xffff_ffff) throw new KernelError("EINVAL", `${totalPages} pages do not fit total_pages (u32)`);
-  for (let i = 0; i < runs.length; i++) {
-    const phys = runs[i]!;
-    // A positive integer exact in a double, page-aligned (NaN fails every comparison; the
-    // low-bits test avoids a floating-point modulo per run).
-    if (!(phys > 0 && phys <= Number.MAX_SAFE_INTEGER && Math.floor(phys) === phys && ((phys >>> 0) & (PAGE_SIZE - 1)) === 0)) {
-      throw new KernelError("EINVAL", `run ${i} at ${phys} is not a non-zero page address`);
-    }
-  }
+  const bad = firstBadRun(runs);
+  if (bad >= 0) throw new KernelError("EINVAL", `run ${bad} at ${runs[bad]} is not a non-zero page address`);
 
   const chunks: number[] = [];
   let recorded = 0; // runs written into chunks so far
@@ -212,16 +236,34 @@ export function preserveVmalloc(kho: KhoPreserver, area: VmallocArea, descriptor
   let chunk = newChunk(kho, chunks, undefined);
   let word = CHUNK_ENTRIES_OFFSET / 4; // u32 index of the next entry in the chunk
   const endWord = PAGE_WORDS;
+  const bulk = bulkPreserverOf(kho);
   try {
-    for (let i = 0; i < runs.length; i++) {
-      const phys = runs[i]!;
-      kho.preservePages(phys, pagesPerRun);
-      writeWordPair(chunk, word, phys);
-      recorded = i + 1;
-      word += 2;
-      if (word === endWord) {
-        chunk = newChunk(kho, chunks, chunk);
-        word = CHUNK_ENTRIES_OFFSET / 4;
+    if (bulk !== undefined) {
+      // A chunk's worth of runs per call. The same calls in the same order as run by run
+      // (nodes and chunks allocated at the same points); a failing batch unwinds itself,
+      // so only the batches before it are recorded for the rollback.
+      for (let i = 0; i < runs.length; ) {
+        const stop = Math.min(runs.length, i + (endWord - word) / 2);
+        bulk.preservePagesMany(runs, pagesPerRun, i, stop);
+        word = writeRuns(chunk, word, runs, i, stop);
+        i = stop;
+        recorded = stop;
+        if (word === endWord) {
+          chunk = newChunk(kho, chunks, chunk);
+          word = CHUNK_ENTRIES_OFFSET / 4;
+        }
+      }
+    } else {
+      for (let i = 0; i < runs.length; i++) {
+        const phys = runs[i]!;
+        kho.preservePages(phys, pagesPerRun);
+        writeWordPair(chunk, word, phys);
+        recorded = i + 1;
+        word += 2;
+        if (word === endWord) {
+          chunk = newChunk(kho, chunks, chunk);
+          word = CHUNK_ENTRIES_OFFSET / 4;
+        }
       }
     }
   } catch (err) {
@@ -232,6 +274,29 @@ export function preserveVmalloc(kho: KhoPreserver, area: VmallocArea, descriptor
   const descriptor = encodeKhoVmalloc({ first: chunks[0]!, totalPages, flags, order });
   if (descriptorPhys !== undefined) kho.memory.write(descriptorPhys, descriptor);
   return descriptor;
+}
+
+/**
+ * A preserver with `preservePagesMany` (`KhoOutgoing`): `kho_preserve_pages` of many ranges
+ * in one call, the result of the loop of calls, unwound on failure.
+ */
+interface BulkPreserver extends KhoPreserver {
+  preservePagesMany(physList: ArrayLike<number>, count: number, from: number, to: number): void;
+}
+
+function bulkPreserverOf(kho: KhoPreserver): BulkPreserver | undefined {
+  const candidate = kho as KhoPreserver & Partial<BulkPreserver>;
+  return typeof candidate.preservePagesMany === "function" ? (candidate as BulkPreserver) : undefined;
+}
+
+/** A restorer with `restorePagesMany` (`KhoIncoming`): many `kho_restore_pages`, all or nothing. */
+interface BulkRestorer extends KhoRestorer {
+  restorePagesMany(physList: ArrayLike<number>, count: number): void;
+}
+
+function bulkRestorerOf(kho: KhoRestorer): BulkRestorer | undefined {
+  const candidate = kho as KhoRestorer & Partial<BulkRestorer>;
+  return typeof candidate.restorePagesMany === "function" ? (candidate as BulkRestorer) : undefined;
 }
 
 /** `new_vmalloc_chunk`: a zeroed, preserved page linked after `previous`; `ENOMEM` on failure. */
@@ -251,7 +316,7 @@ function newChunk(kho: KhoPreserver, chunks: number[], previous: ChunkWriter | u
   return {
     phys,
     words: aliasable ? new Uint32Array(page.buffer, page.byteOffset, PAGE_WORDS) : undefined,
-    view: new DataView(page.buffer, page.byteOffset, PAGE_SIZE),
+    view: aliasable ? undefined : new DataView(page.buffer, page.byteOffset, PAGE_SIZE),
   };
 }
 
@@ -292,18 +357,13 @@ export function readVmalloc(reader: PhysReader, descriptor: KhoVmallocSource): V
 
   const pagesPerRun = 2 ** d.order;
   const runBytes = pagesPerRun * PAGE_SIZE;
-  const expectedRuns = Math.ceil(d.totalPages / pagesPerRun);
   const maxChunks = Math.floor(d.totalPages / KHO_VMALLOC_CHUNK_ENTRIES) + 1;
   const pages = new PageSource(reader);
 
-  let runs = new Float64Array(Math.min(expectedRuns, KHO_VMALLOC_CHUNK_ENTRIES * 16));
-  let runCount = 0;
-  let pageCount = 0;
-  let ascending = true;
-  let previousEnd = 0;
-  // The memory range the last run fell in: runs cluster, so most checks end here.
-  let rangeStart = 0;
-  let rangeEnd = 0;
+  // Runs fit the chunks present (511 each) and total_pages: size the array once for that.
+  const present = countChunks(reader, d.first, maxChunks);
+  const capacity = Math.min(Math.ceil(d.totalPages / pagesPerRun), present * KHO_VMALLOC_CHUNK_ENTRIES);
+  const collected = new RunCollector(pages, pagesPerRun, d.totalPages, capacity);
   const chunks: number[] = [];
   const seenChunks = new Set<number>();
 
@@ -320,33 +380,7 @@ export function readVmalloc(reader: PhysReader, descriptor: KhoVmallocSource): V
     seenChunks.add(chunk);
     chunks.push(chunk);
     const words = pages.words(chunk);
-
-    for (let w = CHUNK_ENTRIES_OFFSET / 4; w < PAGE_WORDS; w += 2) {
-      const lo = words[w]!;
-      const hi = words[w + 1]!;
-      if ((lo | hi) === 0) break;
-      if (hi >= PHYS_HIGH_LIMIT) throw new FormatError(FORMAT, chunk + w * 4, "phys", "run-pointer", `run 0x${hi.toString(16)}${lo.toString(16).padStart(8, "0")} is beyond 52-bit physical memory`);
-      const phys = hi * TWO_32 + lo;
-      if ((lo & (PAGE_SIZE - 1)) !== 0) throw new FormatError(FORMAT, chunk + w * 4, "phys", "run-alignment", `run 0x${phys.toString(16)} is not page-aligned`);
-      if (pageCount + pagesPerRun > d.totalPages) {
-        throw new FormatError(FORMAT, chunk + w * 4, "phys", "too-many-pages", `runs add up to more than total_pages ${d.totalPages}`);
-      }
-      if (phys < rangeStart || phys + runBytes > rangeEnd) {
-        const range = pages.rangeOf(phys, runBytes);
-        if (!range) throw new FormatError(FORMAT, chunk + w * 4, "phys", "run-pointer", `run 0x${phys.toString(16)} of ${pagesPerRun} pages is not in memory`);
-        rangeStart = range.start;
-        rangeEnd = range.end;
-      }
-      if (phys < previousEnd) ascending = false;
-      previousEnd = phys + runBytes;
-      if (runCount === runs.length) {
-        const grown = new Float64Array(Math.min(expectedRuns, runs.length * 2));
-        grown.set(runs);
-        runs = grown;
-      }
-      runs[runCount++] = phys;
-      pageCount += pagesPerRun;
-    }
+    collected.readChunk(words, chunk);
 
     const nextHi = words[1]!;
     if (nextHi >= PHYS_HIGH_LIMIT) throw new FormatError(FORMAT, chunk, "phys", "chunk-pointer", "next chunk is beyond 52-bit physical memory");
@@ -354,22 +388,121 @@ export function readVmalloc(reader: PhysReader, descriptor: KhoVmallocSource): V
     linkSpace = "phys";
     chunk = nextHi * TWO_32 + words[0]!;
   }
-  if (pageCount !== d.totalPages) {
-    throw new FormatError(FORMAT, at + 8, space, "too-few-pages", `runs add up to ${pageCount} pages, total_pages is ${d.totalPages}`);
+  if (collected.pageCount !== d.totalPages) {
+    throw new FormatError(FORMAT, at + 8, space, "too-few-pages", `runs add up to ${collected.pageCount} pages, total_pages is ${d.totalPages}`);
   }
 
-  const runList = runs.subarray(0, runCount);
+  const runList = collected.runs.subarray(0, collected.runCount);
   const chunkList = Float64Array.from(chunks);
-  checkNoOverlap(runList, ascending, runBytes, chunkList);
+  checkNoOverlap(runList, collected.ascending, runBytes, chunkList);
   return { descriptor: d, runs: runList, chunks: chunkList };
+}
+
+/**
+ * The runs of a chain's chunks, validated as they are read (see {@link readVmalloc}) into an
+ * array sized for the chunks actually present (never for what `total_pages` claims).
+ */
+class RunCollector {
+  readonly runs: Float64Array;
+  runCount = 0;
+  pageCount = 0;
+  /** Whether every run starts at or after the end of the one before (then none overlap). */
+  ascending = true;
+  readonly #pages: PageSource;
+  readonly #pagesPerRun: number;
+  readonly #runBytes: number;
+  readonly #totalPages: number;
+  #previousEnd = 0;
+  // The memory range the last run fell in: runs cluster, so most checks end here.
+  #rangeStart = 0;
+  #rangeEnd = 0;
+
+  constructor(pages: PageSource, pagesPerRun: number, totalPages: number, capacity: number) {
+    this.#pages = pages;
+    this.#pagesPerRun = pagesPerRun;
+    this.#runBytes = pagesPerRun * PAGE_SIZE;
+    this.#totalPages = totalPages;
+    this.runs = new Float64Array(capacity);
+  }
+
+  /** Check and keep the entries of the chunk page at `chunk` (its u32 `words`), up to the zero entry. */
+  readChunk(words: Uint32Array, chunk: number): void {
+    const pagesPerRun = this.#pagesPerRun;
+    const runBytes = this.#runBytes;
+    const totalPages = this.#totalPages;
+    const runs = this.runs;
+    let runCount = this.runCount;
+    let pageCount = this.pageCount;
+    let ascending = this.ascending;
+    let previousEnd = this.#previousEnd;
+    let rangeStart = this.#rangeStart;
+    let rangeEnd = this.#rangeEnd;
+    for (let w = CHUNK_ENTRIES_OFFSET / 4; w < PAGE_WORDS; w += 2) {
+      const lo = words[w]!;
+      const hi = words[w + 1]!;
+      if ((lo | hi) === 0) break;
+      if (hi >= PHYS_HIGH_LIMIT) throw runError(chunk + w * 4, "run-pointer", `run 0x${hi.toString(16)}${lo.toString(16).padStart(8, "0")} is beyond 52-bit physical memory`);
+      const phys = hi * TWO_32 + lo;
+      if ((lo & (PAGE_SIZE - 1)) !== 0) throw runError(chunk + w * 4, "run-alignment", `run 0x${phys.toString(16)} is not page-aligned`);
+      if (pageCount + pagesPerRun > totalPages) throw runError(chunk + w * 4, "too-many-pages", `runs add up to more than total_pages ${totalPages}`);
+      if (phys < rangeStart || phys + runBytes > rangeEnd) {
+        const range = this.#pages.rangeOf(phys, runBytes);
+        if (!range) throw runError(chunk + w * 4, "run-pointer", `run 0x${phys.toString(16)} of ${pagesPerRun} pages is not in memory`);
+        rangeStart = range.start;
+        rangeEnd = range.end;
+      }
+      if (phys < previousEnd) ascending = false;
+      previousEnd = phys + runBytes;
+      // Within capacity: at most 511 runs per chunk the pre-walk counted, and at most the
+      // runs total_pages allows (checked just above).
+      runs[runCount++] = phys;
+      pageCount += pagesPerRun;
+    }
+    this.runCount = runCount;
+    this.pageCount = pageCount;
+    this.ascending = ascending;
+    this.#previousEnd = previousEnd;
+    this.#rangeStart = rangeStart;
+    this.#rangeEnd = rangeEnd;
+  }
+}
+
+/**
+ * Chunks the chain holds before anything the real walk would refuse (a pointer that is
+ * unaligned, outside memory, repeated or beyond 52 bits), at most `limit`: reading only the
+ * `next` links, never failing. The real walk then fails at the same place, in order.
+ */
+function countChunks(reader: PhysReader, first: number, limit: number): number {
+  const seen = new Set<number>();
+  const link = new Uint8Array(8);
+  const view = new DataView(link.buffer);
+  let chunk = first;
+  let count = 0;
+  while (chunk !== 0 && count < limit) {
+    if (chunk % PAGE_SIZE !== 0 || !reader.contains(chunk, PAGE_SIZE) || seen.has(chunk)) break;
+    seen.add(chunk);
+    count++;
+    reader.readInto(chunk, link);
+    const hi = view.getUint32(4, true);
+    if (hi >= PHYS_HIGH_LIMIT) break;
+    chunk = hi * TWO_32 + view.getUint32(0, true);
+  }
+  return count;
+}
+
+function runError(offset: number, rule: string, message: string): FormatError {
+  return new FormatError(FORMAT, offset, "phys", rule, message);
 }
 
 /** No page is listed twice: runs are disjoint, and no chunk page lies inside a run. */
 function checkNoOverlap(runs: Float64Array, ascending: boolean, runBytes: number, chunks: Float64Array): void {
+  // Ascending means each run starts at or after the end of the one before: none overlap.
   const sorted = ascending ? runs : runs.slice().sort();
-  for (let i = 1; i < sorted.length; i++) {
-    if (sorted[i]! < sorted[i - 1]! + runBytes) {
-      throw new FormatError(FORMAT, sorted[i]!, "phys", "overlap", `run 0x${sorted[i]!.toString(16)} overlaps the run at 0x${sorted[i - 1]!.toString(16)}`);
+  if (!ascending) {
+    for (let i = 1; i < sorted.length; i++) {
+      if (sorted[i]! < sorted[i - 1]! + runBytes) {
+        throw new FormatError(FORMAT, sorted[i]!, "phys", "overlap", `run 0x${sorted[i]!.toString(16)} overlaps the run at 0x${sorted[i - 1]!.toString(16)}`);
+      }
     }
   }
   for (const chunk of chunks) {
@@ -442,17 +575,41 @@ export function restoreVmalloc(kho: KhoRestorer, descriptor: KhoVmallocSource): 
   const { order, flags, totalPages } = layout.descriptor;
   const pagesPerRun = 2 ** order;
   const stamps = stampReaderOf(kho);
-  if (stamps) {
-    for (const run of layout.runs) {
-      if (!pagesAreStamped(stamps, run, pagesPerRun)) throw new FormatError(FORMAT, run, "phys", "not-preserved", `run 0x${run.toString(16)} was not preserved`);
+  const bulk = stamps ? bulkRestorerOf(kho) : undefined;
+  if (stamps && bulk) {
+    // Chunks first (quietly), then every run at once: all or nothing, so a failure changes
+    // nothing and is then reported as the run-by-run check reports it (runs before chunks).
+    const chunk = firstUnstampedRange(stamps, layout.chunks, 1);
+    if (chunk >= 0) {
+      throwUnstampedRun(stamps, layout.runs, pagesPerRun);
+      throw unstampedChunk(layout.chunks[chunk]!);
     }
-    for (const chunk of layout.chunks) {
-      if (!pagesAreStamped(stamps, chunk, 1)) throw new FormatError(FORMAT, chunk, "phys", "not-preserved", `chunk page 0x${chunk.toString(16)} was not preserved`);
+    try {
+      bulk.restorePagesMany(layout.runs, pagesPerRun);
+    } catch (error) {
+      if (error instanceof KernelError) throwUnstampedRun(stamps, layout.runs, pagesPerRun);
+      throw error;
     }
+  } else {
+    if (stamps) {
+      throwUnstampedRun(stamps, layout.runs, pagesPerRun);
+      const chunk = firstUnstampedRange(stamps, layout.chunks, 1);
+      if (chunk >= 0) throw unstampedChunk(layout.chunks[chunk]!);
+    }
+    for (const run of layout.runs) kho.restorePages(run, pagesPerRun);
   }
-  for (const run of layout.runs) kho.restorePages(run, pagesPerRun);
   for (const chunk of layout.chunks) kho.restoreFree(chunk);
   return { runs: layout.runs, order, flags, totalPages };
+}
+
+/** Throw `not-preserved` for the first run without its stamps, if any. */
+function throwUnstampedRun(stamps: KhoStampReader, runs: Float64Array, pagesPerRun: number): void {
+  const run = firstUnstampedRange(stamps, runs, pagesPerRun);
+  if (run >= 0) throw new FormatError(FORMAT, runs[run]!, "phys", "not-preserved", `run 0x${runs[run]!.toString(16)} was not preserved`);
+}
+
+function unstampedChunk(chunk: number): FormatError {
+  return new FormatError(FORMAT, chunk, "phys", "not-preserved", `chunk page 0x${chunk.toString(16)} was not preserved`);
 }
 
 // ---------------------------------------------------------------------------------------
