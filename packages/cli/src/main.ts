@@ -1,9 +1,9 @@
 /**
  * `luo`: command dispatch. Each command group lives in `commands/<group>.ts` and gets the
  * arguments after its name; exit codes are the command's (0 ok, 1 "the answer is no",
- * 2 usage or I/O error).
+ * 2 usage or I/O error). Commands are imported when run, so `luo --version` and a light
+ * command do not pay for the packages a heavy one needs.
  */
-import { fdtCommand } from "./commands/fdt.js";
 import { UsageError, type RunIO } from "./io.js";
 
 export type { RunIO } from "./io.js";
@@ -15,9 +15,12 @@ const HELP = `luo: model, run and inspect Linux live updates (LUO, KHO, FDT)
 usage: luo <command> [args]
 
 commands:
+  simulate [--consumer H,..] [--out F] [--json]    boot, preserve, kexec, retrieve, verify every byte
   fdt check FILE [--mode libfdt|strict] [--json]   validate a device tree blob
   fdt convert FILE -o OUT [--layout dtc|sw|packed] re-encode in a writer's byte layout
   fdt dump FILE [--offsets] [--json]               print the tree as dts (or JSON)
+  matrix [--handler MOD]... [--json] [--html F]    producer format x next-kernel handlers, verified
+  inspect IMAGE [--fdt-addr A] [--json] [--html F] decode the handover in an ELF core, raw dump or KHOSPRS1 image
 
   luo <command> --help   help for one command
   luo --version
@@ -56,7 +59,13 @@ function dispatch(argv: readonly string[], io: RunIO): number | Promise<number> 
       io.stdout(`luo ${VERSION}\n`);
       return 0;
     case "fdt":
-      return fdtCommand(rest, io);
+      return import("./commands/fdt.js").then((m) => m.fdtCommand(rest, io));
+    case "simulate":
+      return import("./commands/simulate.js").then((m) => m.simulateCommand(rest, io));
+    case "inspect":
+      return import("./commands/inspect.js").then((m) => m.inspectCommand(rest, io));
+    case "matrix":
+      return import("./commands/matrix.js").then((m) => m.matrixCommand(rest, io));
     default:
       throw new UsageError(`unknown command '${command}'`, HELP);
   }
