@@ -13,6 +13,8 @@ const needs = [
   // The real-kernel golden images are zstd-compressed; readelf checks the ELF cores.
   { pkg: "zstd", present: () => has("zstd") },
   { pkg: "binutils", present: () => has("readelf") },
+  // The --html outputs are checked in a real headless browser (playwright-core drives it).
+  { pkg: "chromium", present: () => has("chromium") },
 ];
 
 function has(cmd) {

@@ -1,0 +1,9 @@
+import { defineConfig } from "vitest/config";
+
+/** `pnpm fixtures:freeze`: freeze the fixtures that do not exist yet (never overwrites). */
+export default defineConfig({
+  test: {
+    name: "memfd-luo-v0-freeze",
+    include: ["scripts/freeze-fixtures.ts"],
+  },
+});
