@@ -50,6 +50,7 @@ import {
   unpreserveVmalloc,
   type KhoPreserver,
   type KhoRestorer,
+  type KhoStampReader,
   type KhoVmallocSource,
   type Machine,
   type PhysReader,
@@ -151,24 +152,53 @@ export function preserveFolioArray(kho: KhoPreserver, folios: PinnedFolios, reco
     for (; allocated < pages; allocated++) runs[allocated] = kho.allocFolio(0);
     const memory = kho.memory;
     const { phys: physOf, orders, indices } = folios;
+    const bulk = bulkPreserverOf(kho);
     for (let page = 0; page < pages; page++) {
       const words = pageWordsForWrite(memory, runs[page]!);
       const first = page * MEMFD_LUO_FOLIOS_PER_PAGE;
       const last = Math.min(n, first + MEMFD_LUO_FOLIOS_PER_PAGE);
-      for (let i = first, w = 0; i < last; i++, w += 4) {
-        const phys = physOf[i]!;
-        kho.preserveFolio(phys, orders[i]!);
-        preserved = i + 1;
-        const pfn = phys / PAGE_SIZE;
-        const pfnLo = pfn >>> 0;
-        const index = indices[i]!;
-        const indexLo = index >>> 0;
-        words[w] = pfnLo;
-        words[w + 1] = (((pfn - pfnLo) / TWO_32) | ((recordFlags[i]! & 0xfff) << 20)) >>> 0;
-        words[w + 2] = indexLo;
-        words[w + 3] = (index - indexLo) / TWO_32;
+      let done = false;
+      try {
+        // kho_preserve_folio of the page's folios, a stretch of one order per bulk call. A
+        // failing stretch (which unwinds itself) is redone folio by folio, which fails at the
+        // same folio with the same error, as the per-folio loop would.
+        for (let g = first; g < last; ) {
+          const order = orders[g]!;
+          let h = g + 1;
+          while (h < last && orders[h] === order) h++;
+          if (bulk !== undefined) {
+            try {
+              bulk.preserveFolios(physOf, order, g, h);
+              preserved = h;
+            } catch {
+              for (let i = g; i < h; i++) {
+                kho.preserveFolio(physOf[i]!, order);
+                preserved = i + 1;
+              }
+            }
+          } else {
+            for (let i = g; i < h; i++) {
+              kho.preserveFolio(physOf[i]!, order);
+              preserved = i + 1;
+            }
+          }
+          g = h;
+        }
+        done = true;
+      } finally {
+        // The records of the folios preserved (all of the page's, unless one failed).
+        for (let i = first, w = 0; i < preserved; i++, w += 4) {
+          const pfn = physOf[i]! / PAGE_SIZE;
+          const pfnLo = pfn >>> 0;
+          const index = indices[i]!;
+          const indexLo = index >>> 0;
+          words[w] = pfnLo;
+          words[w + 1] = (((pfn - pfnLo) / TWO_32) | ((recordFlags[i]! & 0xfff) << 20)) >>> 0;
+          words[w + 2] = indexLo;
+          words[w + 3] = (index - indexLo) / TWO_32;
+        }
+        if (done) words.flush();
       }
-      words.flush();
     }
     const area: VmallocArea = { runs, order: 0, flags: KHO_VMALLOC_ALLOC };
     const descriptor = preserveVmalloc(kho, area);
@@ -360,12 +390,11 @@ export function planFolioRestore(incoming: KhoRestorer, array: MemfdFolioArray, 
     let order = 0;
     if (stamps !== undefined) {
       // A stamp is only ever on a page of memory: look it up first, ask why only on failure.
-      const stamp = pfn < endPfn ? stamps.stampOf(pfn * PAGE_SIZE) : undefined;
-      if (stamp === undefined) {
+      order = pfn < endPfn ? stampOrder(stamps, pfn * PAGE_SIZE) : -1;
+      if (order < 0) {
         if (pfn >= endPfn || !memory.contains(pfn * PAGE_SIZE, PAGE_SIZE)) fail(i, "folio-pfn", `pfn 0x${pfn.toString(16)} is not memory`, "EIO");
         fail(i, "folio-not-preserved", `the folio at 0x${(pfn * PAGE_SIZE).toString(16)} was not preserved (or was already restored)`, "EIO");
       }
-      order = stamp!.order;
       if (order > MAX_FOLIO_ORDER) fail(i, "folio-index", `the folio at 0x${(pfn * PAGE_SIZE).toString(16)} has order ${order}, more than a file folio's ${MAX_FOLIO_ORDER}`, "EINVAL");
     } else if (pfn >= endPfn || !memory.contains(pfn * PAGE_SIZE, PAGE_SIZE)) {
       fail(i, "folio-pfn", `pfn 0x${pfn.toString(16)} is not memory`, "EIO");
@@ -483,7 +512,7 @@ export function discardFolioArray(machine: Machine, descriptor: KhoVmallocSource
     const pfn = array.pfns[i]!;
     if (pfn === 0) continue;
     const phys = pfn * PAGE_SIZE;
-    if (!machine.memory.contains(phys, PAGE_SIZE) || (stamps !== undefined && stamps.stampOf(phys) === undefined)) continue;
+    if (!machine.memory.contains(phys, PAGE_SIZE) || (stamps !== undefined && stampOrder(stamps, phys) < 0)) continue;
     const folioOrder = incoming.restoreFolio(phys);
     machine.kho.freeFolio(phys, folioOrder);
   }
@@ -513,7 +542,7 @@ export function incomingRecordPhys(machine: Machine, data: bigint, size: number)
   const phys = Number(data);
   if (!machine.memory.contains(phys, size)) return undefined;
   const stamps = stampReaderOf(machine.incoming);
-  return stamps === undefined || stamps.stampOf(phys) !== undefined ? phys : undefined;
+  return stamps === undefined || stampOrder(stamps, phys) >= 0 ? phys : undefined;
 }
 
 /**
@@ -650,6 +679,21 @@ export class FolioContentsReader {
 
 // ---------------------------------------------------------------------------------------
 // helpers
+
+/** A preserver with `preserveFolios` (`KhoOutgoing`): many `kho_preserve_folio` of one order, unwound on failure. */
+interface BulkPreserver {
+  preserveFolios(physList: ArrayLike<number>, order: number, from?: number, to?: number): void;
+}
+
+function bulkPreserverOf(kho: KhoPreserver): BulkPreserver | undefined {
+  const candidate = kho as KhoPreserver & Partial<BulkPreserver>;
+  return typeof candidate.preserveFolios === "function" ? (candidate as KhoPreserver & BulkPreserver) : undefined;
+}
+
+/** The order of the stamp at `phys`, -1 for none (allocation-free when the reader has `stampOrderOf`). */
+function stampOrder(stamps: KhoStampReader, phys: number): number {
+  return stamps.stampOrderOf !== undefined ? stamps.stampOrderOf(phys) : (stamps.stampOf(phys)?.order ?? -1);
+}
 
 /**
  * u32 words of a page about to be written: a view of the page itself on little-endian hosts
