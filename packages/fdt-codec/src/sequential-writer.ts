@@ -164,18 +164,6 @@ export function suffixHashOf(name: string): number {
 
 const U64_LIMIT = 1n << 64n;
 
-/** Big-endian u32 store (the low 32 bits of `v`). */
-function put32(b: Uint8Array, at: number, v: number): void {
-  b[at] = v >>> 24;
-  b[at + 1] = v >>> 16;
-  b[at + 2] = v >>> 8;
-  b[at + 3] = v;
-}
-
-/** Big-endian i32 load. */
-function get32(b: Uint8Array, at: number): number {
-  return (b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!;
-}
 
 /** A property name's suffix hash and its last known position (NOT_FOUND until stored). */
 class NameEntry {
@@ -260,8 +248,8 @@ export class FdtSequentialWriter {
   private declare readonly dedup: boolean;
   private declare autoGrow: boolean;
   private declare bootCpuid: number;
-  /** A view of `buf` for the u64s of reserve entries, made on the first one (and after a resize). */
-  private declare view: DataView | undefined;
+  /** The one DataView of `buf` (big-endian words; replaced with the buffer on resize). */
+  private declare view: DataView;
   /**
    * Scan mode (see the module comment): every stored string, and its position relative to the
    * end of the buffer (negative), oldest first. Emptied when the index takes over.
@@ -315,7 +303,7 @@ export class FdtSequentialWriter {
     this.dedup = (flags & FDT_CREATE_FLAG_NO_NAME_DEDUP) === 0;
     this.autoGrow = false;
     this.bootCpuid = 0;
-    this.view = undefined;
+    this.view = new DataView(this.buf.buffer);
     this.storedNames = [];
     this.stored = [];
     this.suffixHashes = NO_TABLE;
@@ -374,7 +362,7 @@ export class FdtSequentialWriter {
   setBootCpuidPhys(value: number): void {
     checkU32(value, "boot_cpuid_phys");
     this.bootCpuid = value;
-    if (this.phase === PHASE_FINISHED) put32(this.buf, HEADER.bootCpuidPhys, value);
+    if (this.phase === PHASE_FINISHED) this.view.setUint32(HEADER.bootCpuidPhys, value);
   }
 
   /**
@@ -398,7 +386,7 @@ export class FdtSequentialWriter {
     next.set(this.buf.subarray(0, head), 0);
     next.set(this.buf.subarray(this.totalsize - tail, this.totalsize), bufsize - tail);
     this.buf = next;
-    this.view = undefined;
+    this.view = new DataView(next.buffer);
     this.totalsize = bufsize;
   }
 
@@ -438,7 +426,7 @@ export class FdtSequentialWriter {
     const need = NODE_HEADER_SIZE + ((n + 1 + 3) & ~3);
     const at = this.grabStruct(need, 0, "sw.space.struct");
     const buf = this.buf;
-    put32(buf, at, BEGIN_NODE);
+    this.view.setUint32(at, BEGIN_NODE);
     const p = at + NODE_HEADER_SIZE;
     for (let i = 0; i < n; i++) buf[p + i] = name.charCodeAt(i);
     buf[p + n] = 0;
@@ -452,7 +440,7 @@ export class FdtSequentialWriter {
   endNode(): void {
     this.requireStruct("endNode");
     const at = this.grabStruct(4, 0, "sw.space.struct");
-    put32(this.buf, at, END_NODE);
+    this.view.setUint32(at, END_NODE);
   }
 
   /**
@@ -503,7 +491,7 @@ export class FdtSequentialWriter {
     this.requireStruct("propertyU32");
     checkU32(value, "u32 property value");
     const at = this.reserveProperty(name, 4);
-    put32(this.buf, at, value);
+    this.view.setUint32(at, value);
   }
 
   /**
@@ -517,8 +505,7 @@ export class FdtSequentialWriter {
     this.requireStruct("propertyU64");
     checkU64(value, "u64 property value");
     const at = this.reserveProperty(name, 8);
-    put32(this.buf, at, Number(value >> 32n));
-    put32(this.buf, at + 4, Number(value & 0xffffffffn));
+    this.view.setBigUint64(at, value);
   }
 
   /**
@@ -548,16 +535,16 @@ export class FdtSequentialWriter {
   finish(): Uint8Array {
     this.requireStruct("finish");
     const at = this.grabStruct(4, 0, "sw.space.struct");
-    const buf = this.buf;
-    put32(buf, at, END);
+    const view = this.view;
+    view.setUint32(at, END);
     const stringsSize = this.sizeDtStrings;
     const oldStrings = this.totalsize - stringsSize;
     const newStrings = this.offDtStruct + this.sizeDtStruct;
-    buf.copyWithin(newStrings, oldStrings, this.totalsize);
+    this.buf.copyWithin(newStrings, oldStrings, this.totalsize);
     const fields = this.nameoffFields;
     for (let i = 0; i < fields.length; i++) {
       const f = fields[i]!;
-      put32(buf, f, get32(buf, f) + stringsSize);
+      view.setInt32(f, view.getInt32(f) + stringsSize);
     }
     this.totalsize = newStrings + stringsSize;
     this.phase = PHASE_FINISHED;
@@ -589,22 +576,21 @@ export class FdtSequentialWriter {
 
   /** The header libfdt would hold now. */
   private syncHeader(): void {
-    const b = this.buf;
+    const v = this.view;
     const finished = this.phase === PHASE_FINISHED;
-    put32(b, HEADER.magic, finished ? FDT_MAGIC : FDT_SW_MAGIC);
-    put32(b, HEADER.totalsize, this.totalsize);
-    put32(b, HEADER.offDtStruct, this.offDtStruct);
-    put32(
-      b,
+    v.setUint32(HEADER.magic, finished ? FDT_MAGIC : FDT_SW_MAGIC);
+    v.setUint32(HEADER.totalsize, this.totalsize);
+    v.setUint32(HEADER.offDtStruct, this.offDtStruct);
+    v.setUint32(
       HEADER.offDtStrings,
       this.phase === PHASE_RESERVEMAP ? 0 : finished ? this.offDtStruct + this.sizeDtStruct : this.totalsize,
     );
-    put32(b, HEADER.offMemRsvmap, FDT_SW_RSVMAP_OFFSET);
-    put32(b, HEADER.version, FDT_LAST_SUPPORTED_VERSION);
-    put32(b, HEADER.lastCompVersion, finished ? FDT_LAST_COMP_VERSION : this.createFlags);
-    put32(b, HEADER.bootCpuidPhys, this.bootCpuid);
-    put32(b, HEADER.sizeDtStrings, this.sizeDtStrings);
-    put32(b, HEADER.sizeDtStruct, this.sizeDtStruct);
+    v.setUint32(HEADER.offMemRsvmap, FDT_SW_RSVMAP_OFFSET);
+    v.setUint32(HEADER.version, FDT_LAST_SUPPORTED_VERSION);
+    v.setUint32(HEADER.lastCompVersion, finished ? FDT_LAST_COMP_VERSION : this.createFlags);
+    v.setUint32(HEADER.bootCpuidPhys, this.bootCpuid);
+    v.setUint32(HEADER.sizeDtStrings, this.sizeDtStrings);
+    v.setUint32(HEADER.sizeDtStruct, this.sizeDtStruct);
   }
 
   /** Grow (growable writers only) so that `need` more bytes fit between struct and strings. */
@@ -623,12 +609,11 @@ export class FdtSequentialWriter {
     if (at + FDT_RESERVE_ENTRY_SIZE > this.totalsize) {
       throw noSpace("sw.space.reservemap", `no room for a reserve-map entry at ${at} in a ${this.totalsize}-byte buffer`);
     }
+    const view = this.view;
     if (address === null) {
-      const b = this.buf;
-      for (let i = 0; i < FDT_RESERVE_ENTRY_SIZE; i++) b[at + i] = 0;
+      for (let i = 0; i < FDT_RESERVE_ENTRY_SIZE; i += 4) view.setUint32(at + i, 0);
     } else {
       // setBigUint64 writes each u64 without the four bigint operations of splitting it.
-      const view = (this.view ??= new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength));
       view.setBigUint64(at, address);
       view.setBigUint64(at + 8, size);
     }
@@ -716,10 +701,10 @@ export class FdtSequentialWriter {
   }
 
   private putPropertyHeader(at: number, len: number, nameoff: number): number {
-    const b = this.buf;
-    put32(b, at, PROP);
-    put32(b, at + 4, len);
-    put32(b, at + 8, nameoff);
+    const v = this.view;
+    v.setUint32(at, PROP);
+    v.setUint32(at + 4, len);
+    v.setInt32(at + 8, nameoff);
     this.nameoffFields.push(at + 8);
     return at + PROP_HEADER_SIZE;
   }

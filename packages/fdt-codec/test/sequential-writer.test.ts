@@ -164,6 +164,33 @@ describe("the de-duplication index", () => {
     expect(w.finish()).toEqual(expectedBlob(struct, strings));
   });
 
+  it("a hash collision in the index (past the direct-scan size) still finds the right string", () => {
+    const [a, b] = collidingNames();
+    const w = new FdtSequentialWriter(4096);
+    w.finishReservemap();
+    w.beginNode("");
+    // Enough stored names that lookups go through the suffix-hash index, not a direct scan.
+    const fillers = Array.from({ length: 40 }, (_, i) => `filler${i}`);
+    for (const f of fillers) w.property(f, new Uint8Array());
+    const asked = [a, b, a, b, a.slice(3)];
+    for (const n of asked) w.property(n, new Uint8Array());
+    w.endNode();
+    const blob = w.finish();
+    const dv = new DataView(blob.buffer, blob.byteOffset);
+    const offStrings = dv.getUint32(HEADER.offDtStrings);
+    // a and b are both stored once; nothing else is added.
+    expect(dv.getUint32(HEADER.sizeDtStrings)).toBe([...fillers, a, b].reduce((t, n) => t + n.length + 1, 0));
+    const nameoffs: number[] = [];
+    let at = dv.getUint32(HEADER.offDtStruct) + 8 + fillers.length * 12;
+    for (let i = 0; i < asked.length; i++, at += 12) nameoffs.push(dv.getUint32(at + 8));
+    for (const [i, n] of asked.entries()) {
+      const off = offStrings + nameoffs[i]!;
+      expect(new TextDecoder().decode(blob.subarray(off, blob.indexOf(0, off)))).toBe(n);
+    }
+    expect(nameoffs[2]).toBe(nameoffs[0]); // the slot held b: the scan found a again
+    expect(nameoffs[4]).toBe(nameoffs[0]! + 3); // the suffix lands inside a
+  });
+
   it("stays correct past many growths of the table", () => {
     const w = FdtSequentialWriter.growable();
     w.finishReservemap();
